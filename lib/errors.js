@@ -1,0 +1,71 @@
+'use strict'
+
+// The one place native failures become JS errors. Native messages start with a bracketed tag,
+// `[WT_ERR_CODE(:streamErrorCode)(:EOSNAME)] message`, written by src/binding/error.rs.
+
+/** W3C WebTransportError: a session or stream failure, with the peer's application code. */
+class WebTransportError extends Error {
+  constructor(message = '', init = {}) {
+    super(message)
+    this.name = 'WebTransportError'
+    this.source = init.source === 'session' ? 'session' : 'stream'
+    this.streamErrorCode = Number.isInteger(init.streamErrorCode) ? init.streamErrorCode : null
+    if (init.code) this.code = init.code
+  }
+}
+
+const TYPE_ERROR_CODES = new Set(['WT_ERR_INVALID_CERT', 'WT_ERR_INVALID_KEY', 'WT_ERR_KEY_MISMATCH'])
+const STREAM_CODES = new Set(['WT_ERR_STREAM_RESET', 'WT_ERR_STREAM_STOPPED', 'WT_ERR_SESSION_CLOSED', 'WT_ERR_CONNECTION_LOST'])
+const TAG = /^\[(WT_ERR_[A-Z_]+)((?::[A-Z0-9_]+)*)\] ([\s\S]*)$/
+
+/** Turns an error thrown by the native binding into the library's error with `code`. */
+function fromNative(error) {
+  const match = TAG.exec(error && error.message)
+  if (!match) {
+    const wrapped = new Error(error && error.message ? error.message : String(error))
+    wrapped.code = 'WT_ERR_INTERNAL'
+    return wrapped
+  }
+  const [, code, extra, message] = match
+  let streamErrorCode = null
+  let systemError = null
+  for (const part of extra.split(':').filter(Boolean)) {
+    if (/^\d+$/.test(part)) streamErrorCode = Number(part)
+    else systemError = part
+  }
+  let result
+  if (STREAM_CODES.has(code)) {
+    result = new WebTransportError(message, {
+      source: code === 'WT_ERR_SESSION_CLOSED' || code === 'WT_ERR_CONNECTION_LOST' ? 'session' : 'stream',
+      streamErrorCode,
+    })
+  } else if (TYPE_ERROR_CODES.has(code)) {
+    result = new TypeError(message)
+  } else if (code === 'WT_ERR_INVALID_OPTION' || code === 'WT_ERR_DATAGRAM_TOO_LARGE') {
+    result = /must be|at least|range|too large|exceeds/.test(message) ? new RangeError(message) : new TypeError(message)
+  } else {
+    result = new Error(message)
+  }
+  result.code = code
+  if (systemError) {
+    result.syscall = 'bind'
+    result.systemError = systemError
+  }
+  return result
+}
+
+/** A TypeError or RangeError for a bad option or argument, with code WT_ERR_INVALID_OPTION. */
+function invalidOption(message, Kind = TypeError) {
+  const error = new Kind(message)
+  error.code = 'WT_ERR_INVALID_OPTION'
+  return error
+}
+
+/** An error for a JS callback (checkOrigin, onRequest) that failed; reported on 'requestError'. */
+function callbackError(code, message, cause) {
+  const error = new Error(message, cause === undefined ? undefined : { cause })
+  error.code = code
+  return error
+}
+
+module.exports = { WebTransportError, fromNative, invalidOption, callbackError }

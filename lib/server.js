@@ -1,0 +1,250 @@
+'use strict'
+
+const { EventEmitter } = require('node:events')
+const native = require('./native')
+const { fromNative, invalidOption, callbackError } = require('./errors')
+const { WebTransportSession } = require('./session')
+
+const DEFAULT_CALLBACK_TIMEOUT = 10_000
+const DEFAULT_CLOSE_GRACE = 2_000
+
+function integerOption(options, name, { min, max, fallback }) {
+  const value = options[name]
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw invalidOption(`${name} must be an integer`)
+  if (value < min || value > max) throw invalidOption(`${name} must be from ${min} to ${max}`, RangeError)
+  return value
+}
+
+function pemOption(options, name) {
+  const value = options[name]
+  if (typeof value === 'string') return Buffer.from(value)
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  throw invalidOption(`${name} must be a PEM string or Buffer`)
+}
+
+function hostOption(options) {
+  const host = options.host === undefined ? '::' : options.host
+  if (typeof host !== 'string') throw invalidOption('host must be a string')
+  // The native side binds IP addresses only; the one name everyone uses is mapped here.
+  return host === 'localhost' ? '127.0.0.1' : host
+}
+
+/** Turns the native request fields into the `request` object given to callbacks and sessions. */
+function requestFrom(fields) {
+  const headers = {}
+  for (let i = 0; i + 1 < fields.headers.length; i += 2) {
+    const name = fields.headers[i]
+    headers[name] = name in headers ? `${headers[name]}, ${fields.headers[i + 1]}` : fields.headers[i + 1]
+  }
+  return {
+    url: fields.url,
+    path: fields.path,
+    authority: fields.authority,
+    origin: fields.origin ?? null,
+    headers,
+    protocols: fields.protocols,
+    remoteAddress: fields.remoteAddress,
+    remotePort: fields.remotePort,
+  }
+}
+
+/** Runs a user callback with a deadline; a throw, a rejection and a timeout all reject. */
+function callWithDeadline(fn, args, timeoutMs, name) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(callbackError('WT_ERR_CALLBACK_TIMEOUT', `${name} did not settle within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+    const settle = (f) => (v) => {
+      clearTimeout(timer)
+      f(v)
+    }
+    try {
+      Promise.resolve(fn(...args)).then(
+        settle(resolve),
+        settle((error) => reject(callbackError('WT_ERR_CALLBACK_FAILED', `${name} rejected: ${error && error.message ? error.message : error}`, error))),
+      )
+    } catch (error) {
+      clearTimeout(timer)
+      reject(callbackError('WT_ERR_CALLBACK_FAILED', `${name} threw: ${error && error.message ? error.message : error}`, error))
+    }
+  })
+}
+
+/**
+ * An HTTP/3 WebTransport server. Events: 'listening', 'session', 'requestError', 'error', 'close'.
+ */
+class Server extends EventEmitter {
+  #native = null
+  #checkOrigin
+  #callbackTimeout
+  #closeGrace
+  #closing = null
+  #sessions = new Set()
+
+  constructor(options) {
+    super()
+    if (options === null || typeof options !== 'object') throw invalidOption('new Server(options) needs an options object')
+    const port = integerOption(options, 'port', { min: 0, max: 65535, fallback: 4433 })
+    const host = hostOption(options)
+    const cert = pemOption(options, 'cert')
+    const key = pemOption(options, 'key')
+    if (options.checkOrigin !== undefined && typeof options.checkOrigin !== 'function') {
+      throw invalidOption('checkOrigin must be a function')
+    }
+    this.#checkOrigin = options.checkOrigin
+    this.#callbackTimeout = integerOption(options, 'callbackTimeout', { min: 1, max: 600_000, fallback: DEFAULT_CALLBACK_TIMEOUT })
+    this.#closeGrace = integerOption(options, 'closeGrace', { min: 0, max: 600_000, fallback: DEFAULT_CLOSE_GRACE })
+    const nativeOptions = {
+      host,
+      port,
+      cert,
+      key,
+      customOriginCheck: this.#checkOrigin !== undefined,
+      maxSessions: integerOption(options, 'maxSessions', { min: 1, max: 1_000_000, fallback: undefined }),
+      maxIncomingBidiStreams: integerOption(options, 'maxIncomingStreams', { min: 0, max: 1_000_000, fallback: undefined }),
+      maxIncomingUniStreams: integerOption(options, 'maxIncomingStreams', { min: 0, max: 1_000_000, fallback: undefined }),
+      idleTimeout: integerOption(options, 'idleTimeout', { min: 1, max: 600_000, fallback: undefined }),
+      keepAliveInterval: integerOption(options, 'keepAliveInterval', { min: 0, max: 600_000, fallback: undefined }),
+      // The native side refuses a request itself if JS never answers: a backstop a little after
+      // the JS deadline, so a stuck event loop cannot hold clients forever.
+      decisionTimeout: this.#callbackTimeout + 5_000,
+      datagramQueue: integerOption(options, 'datagramQueue', { min: 1, max: 1_000_000, fallback: undefined }),
+    }
+    let bindError = null
+    try {
+      this.#native = new native.NativeServer(nativeOptions, (request) => this.#onRequest(request))
+    } catch (error) {
+      const converted = fromNative(error)
+      // Bad certificates and options are the caller's mistake: throw now. Failing to bind is
+      // an environment problem that Node servers report as an 'error' event.
+      if (converted.code !== 'WT_ERR_BIND') throw converted
+      bindError = converted
+    }
+    /** Resolves once listening (the 'listening' moment); rejects with the bind error. */
+    this.ready = bindError ? Promise.reject(bindError) : Promise.resolve()
+    this.ready.catch(() => {})
+    process.nextTick(() => {
+      if (bindError) {
+        if (this.listenerCount('error') > 0) this.emit('error', bindError)
+        else process.emitWarning(`webtransport-napi: ${bindError.message}`, { code: bindError.code })
+      } else {
+        this.emit('listening')
+      }
+    })
+  }
+
+  /** `{ address, family, port }` while listening, else null. */
+  address() {
+    if (!this.#native || this.#closing) return null
+    return this.#native.address()
+  }
+
+  /** Whether the server is bound and not closing. */
+  get listening() {
+    return this.#native !== null && this.#closing === null
+  }
+
+  async #onRequest(nativeRequest) {
+    const fields = nativeRequest.fields()
+    if (!fields) return
+    const request = requestFrom(fields)
+    if (this.#checkOrigin) {
+      let allowed
+      try {
+        allowed = await callWithDeadline(this.#checkOrigin, [request.origin, request], this.#callbackTimeout, 'checkOrigin')
+        if (typeof allowed !== 'boolean') {
+          throw callbackError('WT_ERR_CALLBACK_INVALID_RESULT', `checkOrigin must return a boolean or a Promise of one, got ${typeof allowed}`)
+        }
+      } catch (error) {
+        nativeRequest.reject(error.code === 'WT_ERR_CALLBACK_TIMEOUT' ? 503 : 500, [])
+        this.#emitSafely('requestError', error, request)
+        return
+      }
+      if (!allowed) {
+        nativeRequest.reject(403, [])
+        return
+      }
+    }
+    let nativeSession
+    try {
+      nativeSession = await nativeRequest.accept([], '')
+    } catch (error) {
+      this.#emitSafely('requestError', fromNative(error), request)
+      return
+    }
+    if (!nativeSession) return
+    const session = new WebTransportSession(nativeSession, request)
+    this.#sessions.add(session)
+    session.closed.finally(() => this.#sessions.delete(session)).catch(() => {})
+    this.#emitSafely('session', session)
+  }
+
+  /** Emits without letting a throwing listener escape into the native callback. */
+  #emitSafely(event, ...args) {
+    try {
+      this.emit(event, ...args)
+    } catch (error) {
+      process.nextTick(() => {
+        if (event !== 'error' && this.listenerCount('error') > 0) {
+          const wrapped = callbackError('WT_ERR_LISTENER_FAILED', `a '${event}' listener threw: ${error && error.message}`, error)
+          this.emit('error', wrapped)
+        } else {
+          process.emitWarning(`webtransport-napi: a '${event}' listener threw: ${error && error.stack ? error.stack : error}`)
+        }
+      })
+    }
+  }
+
+  /**
+   * Stops accepting, closes every session with `closeCode` and `reason`, and resolves when all
+   * are gone ('close' fires then). Idempotent.
+   */
+  close(closeInfo = {}) {
+    if (this.#closing) return this.#closing
+    const { closeCode = 0, reason = '' } = closeInfo ?? {}
+    if (!Number.isInteger(closeCode) || closeCode < 0 || closeCode > 0xffffffff) {
+      return Promise.reject(invalidOption('closeCode must be an integer from 0 to 4294967295', RangeError))
+    }
+    if (typeof reason !== 'string') return Promise.reject(invalidOption('reason must be a string'))
+    const nativeServer = this.#native
+    this.#closing = (async () => {
+      if (nativeServer) await nativeServer.close(closeCode, reason, this.#closeGrace)
+      await Promise.allSettled([...this.#sessions].map((s) => s.closed))
+      this.#native = null
+      process.nextTick(() => this.emit('close'))
+    })()
+    return this.#closing
+  }
+
+  async [Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')]() {
+    await this.close()
+  }
+}
+
+/**
+ * A development certificate browsers accept through `serverCertificateHashes`: ECDSA P-256,
+ * valid at most 14 days.
+ */
+function generateCertificate(options = {}) {
+  if (options === null || typeof options !== 'object') throw invalidOption('generateCertificate(options) takes an object')
+  const hostnames = options.hostnames === undefined ? ['localhost', '127.0.0.1', '::1'] : options.hostnames
+  if (!Array.isArray(hostnames) || hostnames.length === 0 || !hostnames.every((h) => typeof h === 'string')) {
+    throw invalidOption('hostnames must be a non-empty array of strings')
+  }
+  const days = integerOption(options, 'days', { min: 1, max: 14, fallback: 14 })
+  let generated
+  try {
+    generated = native.generateCertificate(hostnames, days)
+  } catch (error) {
+    throw fromNative(error)
+  }
+  return {
+    cert: generated.cert,
+    key: generated.key,
+    hash: { algorithm: 'sha-256', value: new Uint8Array(generated.sha256) },
+  }
+}
+
+module.exports = { Server, generateCertificate }

@@ -1,0 +1,139 @@
+'use strict'
+
+const { ReadableStream, WritableStream } = require('node:stream/web')
+const { WebTransportError, fromNative, invalidOption } = require('./errors')
+const { readableFrom, writableFrom, bidirectionalFrom } = require('./streams')
+
+const DATAGRAM_BATCH = 256
+const MAX_REASON_BYTES = 1024
+
+/** A handled promise: awaiting it still sees the rejection, but nobody is forced to. */
+function quiet(promise) {
+  promise.catch(() => {})
+  return promise
+}
+
+/** The server's side of a WebTransport session, in the W3C WebTransport shape. */
+class WebTransportSession {
+  #native
+  #datagrams
+
+  constructor(native, request) {
+    this.#native = native
+    /** The request that opened the session. */
+    this.request = request
+    /** The negotiated subprotocol, or '' when none. */
+    this.protocol = native.protocol()
+    this.ready = Promise.resolve()
+    this.closed = quiet(
+      native.closed().then((end) => {
+        if (end.aborted) throw new WebTransportError(end.aborted, { source: 'session', code: 'WT_ERR_SESSION_CLOSED' })
+        return { closeCode: end.closeCode, reason: end.reason }
+      }),
+    )
+    this.draining = quiet(native.draining())
+    this.incomingBidirectionalStreams = new ReadableStream(
+      {
+        async pull(controller) {
+          const stream = await native.acceptBidi()
+          if (stream === null) controller.close()
+          else controller.enqueue(bidirectionalFrom(stream))
+        },
+      },
+      { highWaterMark: 0 },
+    )
+    this.incomingUnidirectionalStreams = new ReadableStream(
+      {
+        async pull(controller) {
+          const stream = await native.acceptUni()
+          if (stream === null) controller.close()
+          else controller.enqueue(readableFrom(stream))
+        },
+      },
+      { highWaterMark: 0 },
+    )
+    this.#datagrams = {
+      readable: new ReadableStream(
+        {
+          async pull(controller) {
+            const batch = await native.readDatagrams(DATAGRAM_BATCH)
+            if (batch === null) {
+              controller.close()
+              return
+            }
+            for (const datagram of batch) controller.enqueue(datagram)
+          },
+        },
+        { highWaterMark: 0 },
+      ),
+      writable: new WritableStream({
+        write(chunk) {
+          if (!(chunk instanceof Uint8Array)) throw invalidOption('datagrams must be Uint8Array or Buffer')
+          try {
+            native.sendDatagram(chunk)
+          } catch (error) {
+            throw fromNative(error)
+          }
+        },
+      }),
+    }
+    Object.defineProperty(this.#datagrams, 'maxDatagramSize', { get: () => native.maxDatagramSize(), enumerable: true })
+  }
+
+  /** `{ readable, writable, maxDatagramSize }`: unreliable datagrams both ways. */
+  get datagrams() {
+    return this.#datagrams
+  }
+
+  /** Opens a bidirectional stream to the client. */
+  async createBidirectionalStream() {
+    try {
+      return bidirectionalFrom(await this.#native.openBidi())
+    } catch (error) {
+      throw fromNative(error)
+    }
+  }
+
+  /** Opens a unidirectional stream to the client; resolves with its WritableStream. */
+  async createUnidirectionalStream() {
+    try {
+      return writableFrom(await this.#native.openUni())
+    } catch (error) {
+      throw fromNative(error)
+    }
+  }
+
+  /** Closes the session with CLOSE_WEBTRANSPORT_SESSION (code u32, reason at most 1024 bytes). */
+  close(closeInfo = {}) {
+    if (closeInfo === null || typeof closeInfo !== 'object') throw invalidOption('close() takes { closeCode, reason }')
+    const { closeCode = 0, reason = '' } = closeInfo
+    if (!Number.isInteger(closeCode) || closeCode < 0 || closeCode > 0xffffffff) {
+      throw invalidOption('closeCode must be an integer from 0 to 4294967295', RangeError)
+    }
+    if (typeof reason !== 'string') throw invalidOption('reason must be a string')
+    if (Buffer.byteLength(reason) > MAX_REASON_BYTES) {
+      throw invalidOption(`reason must be at most ${MAX_REASON_BYTES} bytes of UTF-8`, RangeError)
+    }
+    this.#native.close(closeCode, reason)
+  }
+
+  /** Connection and datagram statistics. */
+  async getStats() {
+    const s = this.#native.stats()
+    return {
+      rtt: s.rtt,
+      bytesSent: s.bytesSent,
+      bytesReceived: s.bytesReceived,
+      packetsSent: s.packetsSent,
+      packetsReceived: s.packetsReceived,
+      packetsLost: s.packetsLost,
+      datagrams: {
+        sent: s.datagramsSent,
+        received: s.datagramsReceived,
+        droppedIncoming: s.datagramsDroppedIncoming,
+      },
+    }
+  }
+}
+
+module.exports = { WebTransportSession }

@@ -1,0 +1,86 @@
+use std::sync::Mutex;
+
+use napi_derive::napi;
+
+use super::session::NativeSession;
+use crate::core::{IncomingRequest, RequestInfo};
+
+/// What JS sees of a request.
+#[napi(object)]
+pub struct RequestFields {
+    pub url: String,
+    pub method: String,
+    pub path: String,
+    pub authority: String,
+    pub origin: Option<String>,
+    /// Flattened `[name, value, name, value, ...]`, names lower-case, in received order.
+    pub headers: Vec<String>,
+    pub protocols: Vec<String>,
+    pub remote_address: String,
+    pub remote_port: u32,
+}
+
+pub(crate) fn request_fields(info: &RequestInfo) -> RequestFields {
+    RequestFields {
+        url: info.url(),
+        method: info.method.clone(),
+        path: info.path.clone(),
+        authority: info.authority.clone(),
+        origin: info.origin.clone(),
+        headers: info.headers.iter().flat_map(|(n, v)| [n.clone(), v.clone()]).collect(),
+        protocols: info.protocols.clone(),
+        remote_address: info.remote.ip().to_canonical().to_string(),
+        remote_port: u32::from(info.remote.port()),
+    }
+}
+
+fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(name), Some(value)) = (it.next(), it.next()) {
+        out.push((name.to_ascii_lowercase(), value));
+    }
+    out
+}
+
+/// A session request waiting for JS's decision. Answering twice is a no-op; never answering
+/// (the object is collected) refuses it with 500.
+#[napi]
+pub struct NativeRequest {
+    pending: Mutex<Option<IncomingRequest>>,
+}
+
+impl NativeRequest {
+    pub(crate) fn new(request: IncomingRequest) -> Self {
+        Self { pending: Mutex::new(Some(request)) }
+    }
+
+    fn take(&self) -> Option<IncomingRequest> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+#[napi]
+impl NativeRequest {
+    /// The request's fields.
+    #[napi]
+    pub fn fields(&self) -> Option<RequestFields> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|r| request_fields(&r.info))
+    }
+
+    /// Accepts with extra response headers and a subprotocol; resolves with the session, or
+    /// null if the client left first or the request was already answered.
+    #[napi]
+    pub async fn accept(&self, headers: Vec<String>, protocol: String) -> Option<NativeSession> {
+        let request = self.take()?;
+        request.accept(pairs(headers), protocol).await.map(NativeSession::new)
+    }
+
+    /// Refuses with a non-2xx status and headers.
+    #[napi]
+    pub fn reject(&self, status: u32, headers: Vec<String>) {
+        if let Some(request) = self.take() {
+            request.reject(u16::try_from(status).unwrap_or(500), pairs(headers));
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The tokio runtime the server runs on, sized for the machine rather than napi's default.
+
+#[napi_derive::module_init]
+fn init() {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
+    if let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("webtransport-napi")
+        .enable_all()
+        .build()
+    {
+        napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+    }
+}

@@ -1,0 +1,152 @@
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use napi::bindgen_prelude::Buffer;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use napi_derive::napi;
+
+use super::error::{invalid_option, to_js};
+use super::request::NativeRequest;
+use crate::core::{IncomingRequest, OriginPolicy, RequestHandler, Server, ServerConfig};
+
+/// Options as the JS layer passes them, already type-checked there; ranges are checked here.
+#[napi(object)]
+pub struct NativeServerOptions {
+    pub host: String,
+    pub port: u32,
+    pub cert: Buffer,
+    pub key: Buffer,
+    /// True when JS supplies `checkOrigin`, which then replaces the built-in origin rule.
+    pub custom_origin_check: bool,
+    pub max_sessions: Option<u32>,
+    pub max_incoming_bidi_streams: Option<u32>,
+    pub max_incoming_uni_streams: Option<u32>,
+    /// Milliseconds.
+    pub idle_timeout: Option<u32>,
+    /// Milliseconds; 0 disables.
+    pub keep_alive_interval: Option<u32>,
+    /// Milliseconds the core waits for JS to answer a request (a safety net behind JS's own
+    /// callback timeout).
+    pub decision_timeout: Option<u32>,
+    pub datagram_queue: Option<u32>,
+}
+
+type RequestCallback = ThreadsafeFunction<NativeRequest, (), NativeRequest, Status, false>;
+
+/// Hands requests to JS. Holding the threadsafe function keeps Node's event loop alive while the
+/// server runs; `release` lets the process exit after close.
+struct JsRequestHandler {
+    callback: Mutex<Option<Arc<RequestCallback>>>,
+}
+
+impl RequestHandler for JsRequestHandler {
+    fn on_request(&self, request: IncomingRequest) {
+        let callback = self.callback.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(callback) = callback {
+            // On failure (queue closing) the request is dropped, which refuses it with 500.
+            callback.call(NativeRequest::new(request), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
+impl JsRequestHandler {
+    fn release(&self) {
+        self.callback.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+fn ms(value: Option<u32>, name: &str, min: u32) -> napi::Result<Option<Duration>> {
+    match value {
+        Some(v) if v < min => Err(invalid_option(format!("{name} must be at least {min}"))),
+        Some(v) => Ok(Some(Duration::from_millis(u64::from(v)))),
+        None => Ok(None),
+    }
+}
+
+/// The native server; `lib/server.js` wraps it in an EventEmitter.
+#[napi]
+pub struct NativeServer {
+    server: Server,
+    handler: Arc<JsRequestHandler>,
+}
+
+#[napi]
+impl NativeServer {
+    /// Validates, binds and starts serving; `on_request` receives each session request.
+    #[napi(constructor)]
+    pub fn new(options: NativeServerOptions, on_request: RequestCallback) -> napi::Result<Self> {
+        let ip: IpAddr = options
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| invalid_option(format!("host must be an IP address, got {:?}", options.host)))?;
+        let port = u16::try_from(options.port).map_err(|_| invalid_option("port must be 0 to 65535"))?;
+        let mut config = ServerConfig::new(SocketAddr::new(ip, port), options.cert.to_vec(), options.key.to_vec());
+        if options.custom_origin_check {
+            config.origin_policy = OriginPolicy::Application;
+        }
+        if let Some(v) = options.max_sessions {
+            if v == 0 {
+                return Err(invalid_option("maxSessions must be at least 1"));
+            }
+            config.max_sessions = v;
+        }
+        if let Some(v) = options.max_incoming_bidi_streams {
+            config.max_incoming_bidi_streams = v;
+        }
+        if let Some(v) = options.max_incoming_uni_streams {
+            config.max_incoming_uni_streams = v;
+        }
+        if let Some(v) = ms(options.idle_timeout, "idleTimeout", 1)? {
+            config.idle_timeout = v;
+        }
+        config.keep_alive_interval = ms(options.keep_alive_interval, "keepAliveInterval", 0)?.filter(|d| !d.is_zero());
+        if let Some(v) = ms(options.decision_timeout, "decisionTimeout", 1)? {
+            config.decision_timeout = v;
+        }
+        if let Some(v) = options.datagram_queue {
+            config.datagram_queue = v.max(1) as usize;
+        }
+        let handler = Arc::new(JsRequestHandler { callback: Mutex::new(Some(Arc::new(on_request))) });
+        let core_handler: Arc<dyn RequestHandler> = handler.clone();
+        let server =
+            napi::bindgen_prelude::within_runtime_if_available(|| Server::bind(config, core_handler)).map_err(to_js)?;
+        Ok(Self { server, handler })
+    }
+
+    /// The bound address.
+    #[napi]
+    pub fn address(&self) -> BoundAddress {
+        let addr = self.server.local_addr();
+        BoundAddress {
+            address: addr.ip().to_string(),
+            family: if addr.is_ipv4() { "IPv4".into() } else { "IPv6".into() },
+            port: u32::from(addr.port()),
+        }
+    }
+
+    /// Open sessions.
+    #[napi]
+    pub fn session_count(&self) -> u32 {
+        self.server.session_count() as u32
+    }
+
+    /// Closes every session with the code and reason, waits up to `grace_ms` for them, then
+    /// closes the endpoint and releases the event loop.
+    #[napi]
+    pub async fn close(&self, code: u32, reason: String, grace_ms: u32) {
+        self.server.close(code, &reason, Duration::from_millis(u64::from(grace_ms))).await;
+        self.handler.release();
+    }
+}
+
+/// Like Node's `server.address()`.
+#[napi(object)]
+pub struct BoundAddress {
+    pub address: String,
+    pub family: String,
+    pub port: u32,
+}

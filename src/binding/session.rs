@@ -1,0 +1,139 @@
+use napi::bindgen_prelude::{Buffer, Uint8Array};
+use napi_derive::napi;
+
+use super::error::to_js;
+use super::request::{request_fields, RequestFields};
+use super::stream::NativeStream;
+use crate::core::{Session, SessionEnd};
+
+/// How a session ended, for JS.
+#[napi(object)]
+pub struct SessionEndInfo {
+    pub close_code: u32,
+    pub reason: String,
+    /// Set when the session ended without a close (connection lost, stream reset); then
+    /// `closed` rejects with this message.
+    pub aborted: Option<String>,
+}
+
+/// Counters for `getStats()`.
+#[napi(object)]
+pub struct NativeStats {
+    /// Milliseconds.
+    pub rtt: f64,
+    pub bytes_sent: f64,
+    pub bytes_received: f64,
+    pub packets_sent: f64,
+    pub packets_received: f64,
+    pub packets_lost: f64,
+    pub datagrams_sent: f64,
+    pub datagrams_received: f64,
+    pub datagrams_dropped_incoming: f64,
+}
+
+/// The native side of a session; `lib/session.js` gives it the W3C shape.
+#[napi]
+pub struct NativeSession {
+    session: Session,
+}
+
+impl NativeSession {
+    pub(crate) fn new(session: Session) -> Self {
+        Self { session }
+    }
+}
+
+#[napi]
+impl NativeSession {
+    #[napi]
+    pub fn request(&self) -> RequestFields {
+        request_fields(self.session.request())
+    }
+
+    #[napi]
+    pub fn protocol(&self) -> String {
+        self.session.protocol().to_string()
+    }
+
+    /// The next client-opened bidirectional stream; null once the session ended.
+    #[napi]
+    pub async fn accept_bidi(&self) -> Option<NativeStream> {
+        let (send, recv) = self.session.accept_bi().await?;
+        Some(NativeStream::new(Some(send), Some(recv)))
+    }
+
+    /// The next client-opened unidirectional stream; null once the session ended.
+    #[napi]
+    pub async fn accept_uni(&self) -> Option<NativeStream> {
+        let recv = self.session.accept_uni().await?;
+        Some(NativeStream::new(None, Some(recv)))
+    }
+
+    #[napi]
+    pub async fn open_bidi(&self) -> napi::Result<NativeStream> {
+        let (send, recv) = self.session.open_bi().await.map_err(to_js)?;
+        Ok(NativeStream::new(Some(send), Some(recv)))
+    }
+
+    #[napi]
+    pub async fn open_uni(&self) -> napi::Result<NativeStream> {
+        let send = self.session.open_uni().await.map_err(to_js)?;
+        Ok(NativeStream::new(Some(send), None))
+    }
+
+    /// Waits for datagrams and returns all queued ones (up to `max`) in one crossing; null once
+    /// the session ended.
+    #[napi]
+    pub async fn read_datagrams(&self, max: u32) -> Option<Vec<Buffer>> {
+        let batch = self.session.read_datagrams(max as usize).await?;
+        Some(batch.into_iter().map(|b| Buffer::from(b.to_vec())).collect())
+    }
+
+    #[napi]
+    pub fn send_datagram(&self, payload: Uint8Array) -> napi::Result<()> {
+        self.session.send_datagram(&payload).map_err(to_js)
+    }
+
+    /// Largest datagram payload now; 0 when the peer takes none.
+    #[napi]
+    pub fn max_datagram_size(&self) -> u32 {
+        self.session.max_datagram_size().unwrap_or(0) as u32
+    }
+
+    #[napi]
+    pub fn close(&self, code: u32, reason: String) {
+        self.session.close(code, &reason);
+    }
+
+    #[napi]
+    pub async fn closed(&self) -> SessionEndInfo {
+        match self.session.closed().await {
+            SessionEnd::Closed { code, reason } => SessionEndInfo { close_code: code, reason, aborted: None },
+            SessionEnd::Aborted { message } => {
+                SessionEndInfo { close_code: 0, reason: String::new(), aborted: Some(message) }
+            }
+        }
+    }
+
+    #[napi]
+    pub async fn draining(&self) {
+        self.session.draining().await;
+    }
+
+    #[napi]
+    pub fn stats(&self) -> NativeStats {
+        let stats = self.session.connection_stats();
+        let (sent, received, dropped) = self.session.datagram_counters();
+        NativeStats {
+            rtt: self.session.rtt().as_secs_f64() * 1000.0,
+            bytes_sent: stats.udp_tx.bytes as f64,
+            bytes_received: stats.udp_rx.bytes as f64,
+            packets_sent: stats.path.sent_packets as f64,
+            packets_received: stats.udp_rx.datagrams as f64,
+            packets_lost: stats.path.lost_packets as f64,
+            datagrams_sent: sent as f64,
+            datagrams_received: received as f64,
+            datagrams_dropped_incoming: dropped as f64,
+        }
+    }
+}

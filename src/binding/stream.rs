@@ -1,0 +1,121 @@
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+use napi::bindgen_prelude::{Buffer, Uint8Array};
+use napi_derive::napi;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::error::to_js;
+use crate::core::{Error, ErrorCode, RecvStream, SendStream};
+
+/// One direction's cancellation: `reset`/`stop` may come while a read or write is in flight
+/// (WHATWG `cancel()` does not wait for a pending pull), so the in-flight call is interrupted and
+/// applies the code itself.
+#[derive(Default)]
+struct Abort {
+    token: CancellationToken,
+    code: AtomicU32,
+}
+
+/// Both halves of a stream (either may be absent for unidirectional streams).
+#[napi]
+pub struct NativeStream {
+    send: Mutex<Option<SendStream>>,
+    recv: Mutex<Option<RecvStream>>,
+    send_abort: Abort,
+    recv_abort: Abort,
+}
+
+fn local_error(code: ErrorCode, message: &str) -> napi::Error {
+    to_js(Error::new(code, message))
+}
+
+impl NativeStream {
+    pub(crate) fn new(send: Option<SendStream>, recv: Option<RecvStream>) -> Self {
+        Self {
+            send: Mutex::new(send),
+            recv: Mutex::new(recv),
+            send_abort: Abort::default(),
+            recv_abort: Abort::default(),
+        }
+    }
+}
+
+#[napi]
+impl NativeStream {
+    /// The next chunk, up to `max` bytes; null at the end of the stream.
+    #[napi]
+    pub async fn read(&self, max: u32) -> napi::Result<Option<Buffer>> {
+        let mut guard = self.recv.lock().await;
+        let Some(recv) = guard.as_mut() else {
+            return Err(local_error(ErrorCode::StreamReset, "the stream has no readable side or was cancelled"));
+        };
+        tokio::select! {
+            biased;
+            () = self.recv_abort.token.cancelled() => {
+                recv.stop(self.recv_abort.code.load(Ordering::Relaxed));
+                guard.take();
+                Err(local_error(ErrorCode::StreamReset, "the read was cancelled"))
+            }
+            chunk = recv.read(max.max(1) as usize) => match chunk {
+                Ok(Some(bytes)) => Ok(Some(Buffer::from(bytes.to_vec()))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(to_js(e)),
+            },
+        }
+    }
+
+    /// Sends STOP_SENDING with the application code.
+    #[napi]
+    pub fn stop(&self, code: u32) {
+        self.recv_abort.code.store(code, Ordering::Relaxed);
+        if let Ok(mut guard) = self.recv.try_lock() {
+            if let Some(mut recv) = guard.take() {
+                recv.stop(code);
+            }
+        }
+        self.recv_abort.token.cancel();
+    }
+
+    /// Writes the whole chunk; resolves when QUIC flow control has taken it.
+    #[napi]
+    pub async fn write(&self, chunk: Uint8Array) -> napi::Result<()> {
+        let data = Bytes::copy_from_slice(&chunk);
+        let mut guard = self.send.lock().await;
+        let Some(send) = guard.as_mut() else {
+            return Err(local_error(ErrorCode::StreamStopped, "the stream has no writable side or was aborted"));
+        };
+        tokio::select! {
+            biased;
+            () = self.send_abort.token.cancelled() => {
+                send.reset(self.send_abort.code.load(Ordering::Relaxed));
+                guard.take();
+                Err(local_error(ErrorCode::StreamStopped, "the write was aborted"))
+            }
+            written = send.write(data) => written.map_err(to_js),
+        }
+    }
+
+    /// Ends the writable side cleanly (FIN).
+    #[napi]
+    pub async fn finish(&self) -> napi::Result<()> {
+        let mut guard = self.send.lock().await;
+        match guard.as_mut() {
+            Some(send) => send.finish().map_err(to_js),
+            None => Err(local_error(ErrorCode::StreamStopped, "the stream has no writable side or was aborted")),
+        }
+    }
+
+    /// Sends RESET_STREAM with the application code.
+    #[napi]
+    pub fn reset(&self, code: u32) {
+        self.send_abort.code.store(code, Ordering::Relaxed);
+        if let Ok(mut guard) = self.send.try_lock() {
+            if let Some(mut send) = guard.take() {
+                send.reset(code);
+            }
+        }
+        self.send_abort.token.cancel();
+    }
+}

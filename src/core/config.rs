@@ -1,0 +1,87 @@
+//! Server options after validation, and the QUIC transport settings derived from them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::{Error, ErrorCode, Result};
+use super::tls;
+
+/// Who decides whether a request's origin may open a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginPolicy {
+    /// The built-in rule: no `Origin`, or an `Origin` whose host equals the request's host.
+    SameHost,
+    /// The embedder decides (a JS `checkOrigin`), through the request handler.
+    Application,
+}
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub origin_policy: OriginPolicy,
+    /// Sessions open at once across the server; requests beyond it get 429.
+    pub max_sessions: u32,
+    /// Concurrent incoming bidirectional streams per connection (QUIC MAX_STREAMS).
+    pub max_incoming_bidi_streams: u32,
+    /// Concurrent incoming unidirectional streams per connection; HTTP/3 itself uses three.
+    pub max_incoming_uni_streams: u32,
+    pub idle_timeout: Duration,
+    pub keep_alive_interval: Option<Duration>,
+    /// How long a request may wait for the application's decision before it is refused (503).
+    pub decision_timeout: Duration,
+    /// How long a WebTransport request waits for the client's SETTINGS.
+    pub settings_timeout: Duration,
+    /// Received datagrams queued per session before the oldest are dropped.
+    pub datagram_queue: usize,
+    /// Largest request header section (encoded) accepted.
+    pub max_header_bytes: usize,
+}
+
+impl ServerConfig {
+    /// Defaults for everything but the address and the certificate.
+    pub fn new(addr: SocketAddr, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Self {
+        Self {
+            addr,
+            cert_pem,
+            key_pem,
+            origin_policy: OriginPolicy::SameHost,
+            max_sessions: 10_000,
+            max_incoming_bidi_streams: 100,
+            max_incoming_uni_streams: 100,
+            idle_timeout: Duration::from_secs(30),
+            keep_alive_interval: None,
+            decision_timeout: Duration::from_secs(10),
+            settings_timeout: Duration::from_secs(5),
+            datagram_queue: 1024,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+
+    /// Builds quinn's server configuration; fails on a bad certificate, key or limit.
+    pub fn quinn_config(&self) -> Result<quinn::ServerConfig> {
+        let crypto = tls::server_crypto(&self.cert_pem, &self.key_pem)?;
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto)
+            .map_err(|e| Error::new(ErrorCode::InvalidCert, format!("tls setup for quic failed: {e}")))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        transport.max_concurrent_bidi_streams(self.max_incoming_bidi_streams.into());
+        // HTTP/3 needs three uni streams of its own (control, QPACK encoder and decoder).
+        transport.max_concurrent_uni_streams((self.max_incoming_uni_streams.saturating_add(3)).into());
+        let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
+            .map_err(|_| Error::new(ErrorCode::InvalidOption, "idleTimeout is too large"))?;
+        transport.max_idle_timeout(Some(idle));
+        transport.keep_alive_interval(self.keep_alive_interval);
+        // Advertising max_datagram_frame_size is what lets browsers send datagrams at all.
+        transport.datagram_receive_buffer_size(Some(4 * 1024 * 1024));
+        transport.datagram_send_buffer_size(4 * 1024 * 1024);
+        transport.stream_receive_window((2u32 * 1024 * 1024).into());
+        transport.receive_window((16u32 * 1024 * 1024).into());
+        transport.send_window(16 * 1024 * 1024);
+        server.transport_config(Arc::new(transport));
+        Ok(server)
+    }
+}

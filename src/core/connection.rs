@@ -1,0 +1,618 @@
+//! One HTTP/3 connection: its control streams, request streams, WebTransport stream and
+//! datagram routing, and the sessions it carries.
+//!
+//! Every stream gets its own task, and routing goes through one map per connection, so a stream
+//! or datagram can arrive before, during or after its session's CONNECT is decided (streams wait
+//! in a bounded buffer), and a CONNECT may be on any request stream.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{oneshot, watch};
+
+use super::config::OriginPolicy;
+use super::connect_stream::ConnectStreamParser;
+use super::proto::{self, code, frame, stream_type, Capsule, PeerSettings};
+use super::qpack::{self, QpackError};
+use super::request;
+use super::server::{Decision, IncomingRequest, ServerShared};
+use super::session::{Session, SessionEnd, SessionShared};
+use super::varint;
+
+/// Streams buffered per connection for sessions that are not (yet) established.
+const MAX_BUFFERED_STREAMS: usize = 64;
+/// Datagrams buffered per connection for sessions that are not (yet) established.
+const MAX_BUFFERED_DATAGRAMS: usize = 64;
+
+#[derive(Default)]
+struct Pending {
+    bidi: Vec<(quinn::SendStream, quinn::RecvStream)>,
+    uni: Vec<quinn::RecvStream>,
+    datagrams: Vec<Bytes>,
+}
+
+#[derive(Default)]
+struct Routes {
+    sessions: HashMap<u64, Arc<SessionShared>>,
+    pending: HashMap<u64, Pending>,
+    buffered_streams: usize,
+    buffered_datagrams: usize,
+    /// Request streams that will never be sessions (refused, plain requests, ended sessions).
+    dead: HashSet<u64>,
+}
+
+struct Conn {
+    conn: quinn::Connection,
+    server: Arc<ServerShared>,
+    settings: watch::Sender<Option<Arc<PeerSettings>>>,
+    routes: Mutex<Routes>,
+    control_seen: std::sync::atomic::AtomicBool,
+}
+
+fn varint_code(value: u64) -> quinn::VarInt {
+    quinn::VarInt::from_u64(value).unwrap_or_default()
+}
+
+impl Conn {
+    fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fail(&self, error_code: u64, reason: &str) {
+        self.conn.close(varint_code(error_code), reason.as_bytes());
+    }
+
+    fn route_bidi(&self, session_id: u64, send: quinn::SendStream, recv: quinn::RecvStream) {
+        if !session_id.is_multiple_of(4) {
+            return self.fail(code::H3_ID_ERROR, "webtransport stream names a session that is not a request stream");
+        }
+        let mut routes = self.routes();
+        if let Some(session) = routes.sessions.get(&session_id) {
+            let _ = session.bidi_tx.send((send, recv));
+        } else if routes.dead.contains(&session_id) || routes.buffered_streams >= MAX_BUFFERED_STREAMS {
+            drop(routes);
+            reject_bidi(send, recv, code::WT_BUFFERED_STREAM_REJECTED);
+        } else {
+            routes.buffered_streams += 1;
+            routes.pending.entry(session_id).or_default().bidi.push((send, recv));
+        }
+    }
+
+    fn route_uni(&self, session_id: u64, mut recv: quinn::RecvStream) {
+        if !session_id.is_multiple_of(4) {
+            return self.fail(code::H3_ID_ERROR, "webtransport stream names a session that is not a request stream");
+        }
+        let mut routes = self.routes();
+        if let Some(session) = routes.sessions.get(&session_id) {
+            let _ = session.uni_tx.send(recv);
+        } else if routes.dead.contains(&session_id) || routes.buffered_streams >= MAX_BUFFERED_STREAMS {
+            drop(routes);
+            let _ = recv.stop(varint_code(code::WT_BUFFERED_STREAM_REJECTED));
+        } else {
+            routes.buffered_streams += 1;
+            routes.pending.entry(session_id).or_default().uni.push(recv);
+        }
+    }
+
+    fn route_datagram(&self, session_id: u64, payload: Bytes) {
+        let mut routes = self.routes();
+        if let Some(session) = routes.sessions.get(&session_id) {
+            session.push_datagram(payload);
+        } else if !routes.dead.contains(&session_id) && routes.buffered_datagrams < MAX_BUFFERED_DATAGRAMS {
+            routes.buffered_datagrams += 1;
+            routes.pending.entry(session_id).or_default().datagrams.push(payload);
+        }
+    }
+
+    /// Makes `session` the target of its id's streams and datagrams, handing it what arrived early.
+    fn attach(&self, session: &Arc<SessionShared>) {
+        let mut routes = self.routes();
+        routes.sessions.insert(session.id, session.clone());
+        if let Some(pending) = routes.pending.remove(&session.id) {
+            routes.buffered_streams -= pending.bidi.len() + pending.uni.len();
+            routes.buffered_datagrams -= pending.datagrams.len();
+            for stream in pending.bidi {
+                let _ = session.bidi_tx.send(stream);
+            }
+            for stream in pending.uni {
+                let _ = session.uni_tx.send(stream);
+            }
+            for datagram in pending.datagrams {
+                session.push_datagram(datagram);
+            }
+        }
+    }
+
+    /// Marks a request stream as never (or no longer) a session and refuses what waited for it.
+    fn bury(&self, id: u64) {
+        let pending = {
+            let mut routes = self.routes();
+            routes.sessions.remove(&id);
+            routes.dead.insert(id);
+            let pending = routes.pending.remove(&id);
+            if let Some(p) = &pending {
+                routes.buffered_streams -= p.bidi.len() + p.uni.len();
+                routes.buffered_datagrams -= p.datagrams.len();
+            }
+            pending
+        };
+        if let Some(pending) = pending {
+            for (send, recv) in pending.bidi {
+                reject_bidi(send, recv, code::WT_BUFFERED_STREAM_REJECTED);
+            }
+            for mut recv in pending.uni {
+                let _ = recv.stop(varint_code(code::WT_BUFFERED_STREAM_REJECTED));
+            }
+        }
+    }
+}
+
+fn reject_bidi(mut send: quinn::SendStream, mut recv: quinn::RecvStream, error_code: u64) {
+    let _ = send.reset(varint_code(error_code));
+    let _ = recv.stop(varint_code(error_code));
+}
+
+/// Reads one varint without reading past it, so the rest of the stream is left intact for
+/// whoever takes it over. `Ok(None)` when the stream ends first.
+async fn read_varint_exact(recv: &mut quinn::RecvStream) -> Result<Option<u64>, ()> {
+    let mut first = [0u8; 1];
+    match recv.read(&mut first).await {
+        Ok(Some(1)) => {}
+        Ok(_) => return Ok(None),
+        Err(_) => return Err(()),
+    }
+    let len = 1usize << (first[0] >> 6);
+    let mut bytes = [0u8; 8];
+    bytes[0] = first[0];
+    if len > 1 {
+        match recv.read_exact(&mut bytes[1..len]).await {
+            Ok(()) => {}
+            Err(quinn::ReadExactError::FinishedEarly(_)) => return Ok(None),
+            Err(_) => return Err(()),
+        }
+    }
+    Ok(varint::decode_slice(&bytes[..len]).map(|(v, _)| v))
+}
+
+/// Buffered frame reading for control and request streams.
+struct FrameReader {
+    recv: quinn::RecvStream,
+    buf: BytesMut,
+}
+
+enum ReadOutcome<T> {
+    Ok(T),
+    /// The stream ended cleanly before a whole item.
+    End,
+    /// The stream was reset or the connection is gone.
+    Failed,
+}
+
+impl FrameReader {
+    async fn fill(&mut self) -> ReadOutcome<()> {
+        match self.recv.read_chunk(64 * 1024, true).await {
+            Ok(Some(chunk)) => {
+                self.buf.extend_from_slice(&chunk.bytes);
+                ReadOutcome::Ok(())
+            }
+            Ok(None) => ReadOutcome::End,
+            Err(_) => ReadOutcome::Failed,
+        }
+    }
+
+    async fn varint(&mut self) -> ReadOutcome<u64> {
+        loop {
+            if let Some((v, n)) = varint::decode_slice(&self.buf) {
+                let _ = self.buf.split_to(n);
+                return ReadOutcome::Ok(v);
+            }
+            match self.fill().await {
+                ReadOutcome::Ok(()) => {}
+                ReadOutcome::End => return ReadOutcome::End,
+                ReadOutcome::Failed => return ReadOutcome::Failed,
+            }
+        }
+    }
+
+    async fn bytes(&mut self, len: usize) -> ReadOutcome<BytesMut> {
+        while self.buf.len() < len {
+            match self.fill().await {
+                ReadOutcome::Ok(()) => {}
+                ReadOutcome::End => return ReadOutcome::End,
+                ReadOutcome::Failed => return ReadOutcome::Failed,
+            }
+        }
+        ReadOutcome::Ok(self.buf.split_to(len))
+    }
+
+    async fn skip(&mut self, mut len: u64) -> ReadOutcome<()> {
+        loop {
+            let take = len.min(self.buf.len() as u64) as usize;
+            let _ = self.buf.split_to(take);
+            len -= take as u64;
+            if len == 0 {
+                return ReadOutcome::Ok(());
+            }
+            match self.fill().await {
+                ReadOutcome::Ok(()) => {}
+                ReadOutcome::End => return ReadOutcome::End,
+                ReadOutcome::Failed => return ReadOutcome::Failed,
+            }
+        }
+    }
+}
+
+macro_rules! or_return {
+    ($e:expr) => {
+        match $e {
+            ReadOutcome::Ok(v) => v,
+            _ => return,
+        }
+    };
+}
+
+/// Runs a connection from handshake to close.
+pub(crate) async fn run(incoming: quinn::Incoming, server: Arc<ServerShared>) {
+    let Ok(conn) = incoming.await else { return };
+    let state = Arc::new(Conn {
+        conn: conn.clone(),
+        server: server.clone(),
+        settings: watch::channel(None).0,
+        routes: Mutex::new(Routes::default()),
+        control_seen: std::sync::atomic::AtomicBool::new(false),
+    });
+    let settings = proto::server_settings(u64::from(server.config.max_sessions), server.config.max_header_bytes as u64);
+    // The control stream must stay open for the connection's life: dropping it would finish it,
+    // which the peer must treat as H3_CLOSED_CRITICAL_STREAM.
+    let control = async {
+        let mut send = conn.open_uni().await.ok()?;
+        send.write_all(&proto::control_stream_preamble(&settings)).await.ok()?;
+        Some(send)
+    };
+    let Some(_control) = control.await else { return };
+
+    let uni_state = state.clone();
+    let uni_loop = async move {
+        while let Ok(recv) = uni_state.conn.accept_uni().await {
+            uni_state.server.tracker.spawn(handle_uni(uni_state.clone(), recv));
+        }
+    };
+    let bidi_state = state.clone();
+    let bidi_loop = async move {
+        while let Ok((send, recv)) = bidi_state.conn.accept_bi().await {
+            bidi_state.server.tracker.spawn(handle_bidi(bidi_state.clone(), send, recv));
+        }
+    };
+    let dgram_state = state.clone();
+    let datagram_loop = async move {
+        while let Ok(datagram) = dgram_state.conn.read_datagram().await {
+            let Some((quarter_id, prefix)) = varint::decode_slice(&datagram) else {
+                dgram_state.fail(code::H3_DATAGRAM_ERROR, "datagram without a quarter stream id");
+                break;
+            };
+            let Some(session_id) = quarter_id.checked_mul(4) else {
+                dgram_state.fail(code::H3_DATAGRAM_ERROR, "datagram quarter stream id out of range");
+                break;
+            };
+            dgram_state.route_datagram(session_id, datagram.slice(prefix..));
+        }
+    };
+    tokio::join!(uni_loop, bidi_loop, datagram_loop);
+    // Sessions end with their CONNECT streams, whose reads fail once the connection is gone.
+}
+
+async fn handle_uni(state: Arc<Conn>, mut recv: quinn::RecvStream) {
+    let Ok(Some(kind)) = read_varint_exact(&mut recv).await else { return };
+    match kind {
+        stream_type::CONTROL => {
+            if state.control_seen.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return state.fail(code::H3_STREAM_CREATION_ERROR, "second control stream");
+            }
+            read_control(&state, FrameReader { recv, buf: BytesMut::new() }).await;
+        }
+        stream_type::WEBTRANSPORT => {
+            let Ok(Some(session_id)) = read_varint_exact(&mut recv).await else { return };
+            state.route_uni(session_id, recv);
+        }
+        // With a zero-capacity dynamic table there is nothing to learn from these streams; they
+        // are drained so the peer's flow control never stalls on them.
+        stream_type::QPACK_ENCODER | stream_type::QPACK_DECODER => {
+            while let Ok(Some(_)) = recv.read_chunk(4096, true).await {}
+        }
+        stream_type::PUSH => state.fail(code::H3_STREAM_CREATION_ERROR, "clients must not push"),
+        _ => {
+            let _ = recv.stop(varint_code(code::H3_STREAM_CREATION_ERROR));
+        }
+    }
+}
+
+async fn read_control(state: &Conn, mut reader: FrameReader) {
+    let mut first = true;
+    loop {
+        let kind = match reader.varint().await {
+            ReadOutcome::Ok(k) => k,
+            ReadOutcome::End => return state.fail(code::H3_CLOSED_CRITICAL_STREAM, "control stream closed"),
+            ReadOutcome::Failed => return state.fail(code::H3_CLOSED_CRITICAL_STREAM, "control stream reset"),
+        };
+        let len = or_return!(reader.varint().await);
+        if first && kind != frame::SETTINGS {
+            return state.fail(code::H3_MISSING_SETTINGS, "first control frame is not SETTINGS");
+        }
+        match kind {
+            frame::SETTINGS if first => {
+                if len > 16 * 1024 {
+                    return state.fail(code::H3_EXCESSIVE_LOAD, "settings frame too large");
+                }
+                let payload = or_return!(reader.bytes(len as usize).await);
+                match PeerSettings::parse(&payload) {
+                    Ok(parsed) => {
+                        state.settings.send_replace(Some(Arc::new(parsed)));
+                    }
+                    Err(_) => return state.fail(code::H3_SETTINGS_ERROR, "malformed settings"),
+                }
+                first = false;
+            }
+            frame::SETTINGS | frame::DATA | frame::HEADERS | frame::PUSH_PROMISE | frame::WEBTRANSPORT_STREAM => {
+                return state.fail(code::H3_FRAME_UNEXPECTED, "unexpected frame on the control stream");
+            }
+            k if frame::is_http2_only(k) => {
+                return state.fail(code::H3_FRAME_UNEXPECTED, "http/2 frame on the control stream");
+            }
+            // GOAWAY, MAX_PUSH_ID, CANCEL_PUSH from a client need no action from a server that
+            // never pushes; unknown frames are skipped.
+            _ => or_return!(reader.skip(len).await),
+        }
+    }
+}
+
+fn response_frame(status: u16, headers: &[(String, String)]) -> Bytes {
+    let status = status.to_string();
+    let mut fields: Vec<(&str, &str)> = vec![(":status", status.as_str())];
+    fields.extend(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let mut block = Vec::new();
+    qpack::encode_field_section(&fields, &mut block);
+    let mut out = BytesMut::new();
+    proto::put_frame(frame::HEADERS, &block, &mut out);
+    out.freeze()
+}
+
+/// Writes a final response and ends the stream in both directions.
+async fn respond_and_end(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    status: u16,
+    headers: &[(String, String)],
+) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), send.write_all(&response_frame(status, headers))).await;
+    let _ = send.finish();
+    // The answer is complete; RFC 9114 §4.1 lets the server ask for the rest of the request to stop.
+    let _ = recv.stop(varint_code(code::H3_NO_ERROR));
+    let _ = send.stopped().await;
+}
+
+async fn handle_bidi(state: Arc<Conn>, send: quinn::SendStream, mut recv: quinn::RecvStream) {
+    let id = u64::from(recv.id());
+    let Ok(Some(first)) = read_varint_exact(&mut recv).await else {
+        return state.bury(id);
+    };
+    if first == frame::WEBTRANSPORT_STREAM {
+        let Ok(Some(session_id)) = read_varint_exact(&mut recv).await else { return };
+        return state.route_bidi(session_id, send, recv);
+    }
+    handle_request(&state, id, first, send, recv).await;
+    state.bury(id);
+}
+
+async fn handle_request(
+    state: &Arc<Conn>,
+    id: u64,
+    first_kind: u64,
+    mut send: quinn::SendStream,
+    recv: quinn::RecvStream,
+) {
+    let mut reader = FrameReader { recv, buf: BytesMut::new() };
+    let mut kind = first_kind;
+    let header_len = loop {
+        let len = or_return!(reader.varint().await);
+        match kind {
+            frame::HEADERS => break len,
+            frame::DATA
+            | frame::SETTINGS
+            | frame::GOAWAY
+            | frame::MAX_PUSH_ID
+            | frame::CANCEL_PUSH
+            | frame::PUSH_PROMISE => {
+                return state.fail(code::H3_FRAME_UNEXPECTED, "unexpected frame before request headers");
+            }
+            k if frame::is_http2_only(k) => {
+                return state.fail(code::H3_FRAME_UNEXPECTED, "http/2 frame on a request stream")
+            }
+            _ => or_return!(reader.skip(len).await),
+        }
+        kind = or_return!(reader.varint().await);
+    };
+    let max = state.server.config.max_header_bytes;
+    if header_len > max as u64 {
+        return respond_and_end(send, reader.recv, 431, &[]).await;
+    }
+    let block = or_return!(reader.bytes(header_len as usize).await);
+    let fields = match qpack::decode_field_section(&block, max) {
+        Ok(fields) => fields,
+        Err(QpackError::TooLarge) => return respond_and_end(send, reader.recv, 431, &[]).await,
+        Err(QpackError::InvalidName | QpackError::InvalidValue) => {
+            return reject_bidi(send, reader.recv, code::H3_MESSAGE_ERROR);
+        }
+        Err(_) => return state.fail(code::QPACK_DECOMPRESSION_FAILED, "cannot decode the request headers"),
+    };
+    let info = match request::parse_request(fields, state.conn.remote_address()) {
+        Ok(info) => info,
+        Err(_) => return reject_bidi(send, reader.recv, code::H3_MESSAGE_ERROR),
+    };
+    if !info.is_webtransport() {
+        // Extended CONNECT with a protocol we do not speak, or a proxy CONNECT: not implemented.
+        let status = if info.method == "CONNECT" { 501 } else { 404 };
+        let headers = vec![("content-length".to_string(), "0".to_string())];
+        return respond_and_end(send, reader.recv, status, &headers).await;
+    }
+    if state.server.closing.is_cancelled() {
+        return respond_and_end(send, reader.recv, 503, &[]).await;
+    }
+    // A client's SETTINGS may trail its first request; the decision needs them.
+    let mut settings_rx = state.settings.subscribe();
+    let settings = tokio::select! {
+        s = tokio::time::timeout(state.server.config.settings_timeout, settings_rx.wait_for(Option::is_some)) => {
+            match s { Ok(Ok(s)) => s.clone(), _ => None }
+        }
+        _ = send.stopped() => return,
+    };
+    let Some(settings) = settings else {
+        return respond_and_end(send, reader.recv, 400, &[("wt-error".into(), "settings-timeout".into())]).await;
+    };
+    if !settings.supports_webtransport() || !settings.supports_datagrams() {
+        let headers = vec![("wt-error".to_string(), "webtransport-not-enabled".to_string())];
+        return respond_and_end(send, reader.recv, 400, &headers).await;
+    }
+    if state.server.session_count() >= state.server.config.max_sessions as usize {
+        return respond_and_end(send, reader.recv, 429, &[]).await;
+    }
+    if state.server.config.origin_policy == OriginPolicy::SameHost && !request::same_host_origin(&info) {
+        return respond_and_end(send, reader.recv, 403, &[]).await;
+    }
+
+    let info = Arc::new(info);
+    let (reply_tx, reply_rx) = oneshot::channel();
+    state.server.handler.on_request(IncomingRequest { info: info.clone(), reply: reply_tx });
+    let answer = tokio::select! {
+        answer = tokio::time::timeout(state.server.config.decision_timeout, reply_rx) => answer,
+        _ = send.stopped() => return,
+    };
+    let (decision, session_tx) = match answer {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => return respond_and_end(send, reader.recv, 500, &[]).await,
+        Err(_) => return respond_and_end(send, reader.recv, 503, &[]).await,
+    };
+    let (mut headers, protocol) = match decision {
+        Decision::Reject { status, headers } => {
+            let status = if (200..300).contains(&status) || !(100..=999).contains(&status) { 500 } else { status };
+            return respond_and_end(send, reader.recv, status, &headers).await;
+        }
+        Decision::Accept { headers, protocol } => (headers, protocol),
+    };
+    let (session, close_rx) =
+        SessionShared::new(id, state.conn.clone(), info, protocol.clone(), state.server.config.datagram_queue);
+    let Some(key) = state.server.register(session.clone()) else {
+        return respond_and_end(send, reader.recv, 429, &[]).await;
+    };
+    headers.push(("sec-webtransport-http3-draft".into(), "draft02".into()));
+    if !protocol.is_empty() {
+        headers.push(("wt-protocol".into(), sf_string(&protocol)));
+    }
+    state.attach(&session);
+    let written = send.write_all(&response_frame(200, &headers)).await.is_ok();
+    if let Some(tx) = session_tx {
+        let _ = tx.send(Session { shared: session.clone() });
+    }
+    if written {
+        drive_session(state, &session, send, reader, close_rx).await;
+    } else {
+        session.finish(SessionEnd::Aborted { message: "the client went away before the session opened".into() });
+    }
+    state.server.unregister(key);
+}
+
+/// A structured-field String (RFC 8941 §3.3.3): quoted, with `"` and `\` escaped.
+fn sf_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Owns the CONNECT stream of an open session until the session ends.
+async fn drive_session(
+    state: &Arc<Conn>,
+    session: &Arc<SessionShared>,
+    mut send: quinn::SendStream,
+    reader: FrameReader,
+    mut close_rx: oneshot::Receiver<(u32, String)>,
+) {
+    let FrameReader { mut recv, buf } = reader;
+    let mut parser = ConnectStreamParser::default();
+    let mut initial = Some(buf);
+    let end = loop {
+        if let Some(early) = initial.take().filter(|b| !b.is_empty()) {
+            match parser.push(&early) {
+                Ok(capsules) => {
+                    if let Some(end) = apply_capsules(session, capsules) {
+                        break end;
+                    }
+                }
+                Err(_) => break protocol_error(&mut send, &mut recv),
+            }
+        }
+        tokio::select! {
+            chunk = recv.read_chunk(16 * 1024, true) => match chunk {
+                Ok(Some(chunk)) => match parser.push(&chunk.bytes) {
+                    Ok(capsules) => {
+                        if let Some(end) = apply_capsules(session, capsules) {
+                            let _ = send.finish();
+                            break end;
+                        }
+                    }
+                    Err(_) => break protocol_error(&mut send, &mut recv),
+                },
+                // A FIN without a close capsule is a close with code 0 and no reason.
+                Ok(None) => {
+                    let _ = send.finish();
+                    break SessionEnd::Closed { code: 0, reason: String::new() };
+                }
+                Err(e) => {
+                    let _ = send.reset(varint_code(code::WT_SESSION_GONE));
+                    break SessionEnd::Aborted { message: format!("the session's CONNECT stream failed: {e}") };
+                }
+            },
+            request = &mut close_rx => {
+                let (error_code, reason) = request.unwrap_or((0, String::new()));
+                let capsule = proto::close_capsule_frame(error_code, &reason);
+                // A peer that stopped granting flow control must not hold the close forever.
+                let sent = tokio::time::timeout(Duration::from_secs(2), send.write_all(&capsule)).await;
+                if matches!(sent, Ok(Ok(()))) {
+                    let _ = send.finish();
+                } else {
+                    let _ = send.reset(varint_code(code::WT_SESSION_GONE));
+                }
+                let _ = recv.stop(varint_code(code::WT_SESSION_GONE));
+                break SessionEnd::Closed { code: error_code, reason };
+            }
+        }
+    };
+    state.routes().sessions.remove(&session.id);
+    session.finish(end);
+}
+
+fn apply_capsules(session: &SessionShared, capsules: Vec<Capsule>) -> Option<SessionEnd> {
+    for capsule in capsules {
+        match capsule {
+            Capsule::Close { code, reason } => return Some(SessionEnd::Closed { code, reason }),
+            Capsule::Drain => {
+                session.draining.send_replace(true);
+            }
+            Capsule::Unknown(_) => {}
+        }
+    }
+    None
+}
+
+fn protocol_error(send: &mut quinn::SendStream, recv: &mut quinn::RecvStream) -> SessionEnd {
+    let _ = send.reset(varint_code(code::H3_MESSAGE_ERROR));
+    let _ = recv.stop(varint_code(code::H3_MESSAGE_ERROR));
+    SessionEnd::Aborted { message: "the client sent a malformed capsule or frame on the session stream".into() }
+}

@@ -1,0 +1,27 @@
+//! The WebTransport server with no napi in it: HTTP/3 framing, QPACK, sessions, streams and
+//! datagrams on quinn. Testable with `cargo test --no-default-features`.
+//!
+//! HTTP/3 is implemented here rather than taken from the `h3` crate: WebTransport needs the
+//! CONNECT stream (capsules), streams routed to any session id, the client's SETTINGS awaited
+//! per request, and the `webtransport-h3` token, none of which h3 0.0.8's public API allows.
+
+pub mod cert;
+pub mod config;
+mod connect_stream;
+mod connection;
+pub mod error;
+pub mod proto;
+pub mod qpack;
+pub mod request;
+pub mod server;
+pub mod session;
+pub mod stream;
+pub mod tls;
+pub mod varint;
+
+pub use config::{OriginPolicy, ServerConfig};
+pub use error::{Error, ErrorCode};
+pub use request::RequestInfo;
+pub use server::{Decision, IncomingRequest, RequestHandler, Server};
+pub use session::{Session, SessionEnd};
+pub use stream::{RecvStream, SendStream};

@@ -1,0 +1,202 @@
+//! The server: a quinn endpoint, its accept loop, the registry of live sessions, and shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::config::ServerConfig;
+use super::connection;
+use super::error::{Error, ErrorCode, Result};
+use super::request::RequestInfo;
+use super::session::{Session, SessionShared};
+
+/// The application's answer to a session request.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Accept, answering 200 with these extra headers and this subprotocol (empty for none).
+    Accept { headers: Vec<(String, String)>, protocol: String },
+    /// Refuse with a non-2xx status and headers.
+    Reject { status: u16, headers: Vec<(String, String)> },
+}
+
+/// A WebTransport request waiting for the application's decision. Dropping it unanswered
+/// refuses the request with 500, so a lost request never hangs its client.
+pub struct IncomingRequest {
+    pub info: Arc<RequestInfo>,
+    pub(crate) reply: oneshot::Sender<(Decision, Option<oneshot::Sender<Session>>)>,
+}
+
+impl std::fmt::Debug for IncomingRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncomingRequest").field("info", &self.info).finish()
+    }
+}
+
+impl IncomingRequest {
+    /// Accepts the request; resolves with the session once the 200 response has been written,
+    /// or `None` if the client went away first.
+    pub async fn accept(self, headers: Vec<(String, String)>, protocol: String) -> Option<Session> {
+        let (tx, rx) = oneshot::channel();
+        self.reply.send((Decision::Accept { headers, protocol }, Some(tx))).ok()?;
+        rx.await.ok()
+    }
+
+    /// Refuses the request with `status` (must not be 2xx; a 2xx becomes 500) and headers.
+    pub fn reject(self, status: u16, headers: Vec<(String, String)>) {
+        let _ = self.reply.send((Decision::Reject { status, headers }, None));
+    }
+}
+
+/// Receives the requests that passed the server's own checks. Called on a tokio worker; must
+/// not block.
+pub trait RequestHandler: Send + Sync + 'static {
+    fn on_request(&self, request: IncomingRequest);
+}
+
+pub(crate) struct ServerShared {
+    pub(crate) config: ServerConfig,
+    pub(crate) handler: Arc<dyn RequestHandler>,
+    pub(crate) tracker: TaskTracker,
+    /// Cancelled when the server starts closing.
+    pub(crate) closing: CancellationToken,
+    pub(crate) sessions: Mutex<HashMap<u64, Arc<SessionShared>>>,
+    next_session_key: AtomicU64,
+    closed: AtomicBool,
+    /// What `close()` asks every session to close with.
+    pub(crate) close_with: Mutex<(u32, String)>,
+}
+
+impl ServerShared {
+    /// Registers a live session; returns its key for [`Self::unregister`], or `None` when the
+    /// session limit is reached.
+    pub(crate) fn register(&self, session: Arc<SessionShared>) -> Option<u64> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if sessions.len() >= self.config.max_sessions as usize {
+            return None;
+        }
+        let key = self.next_session_key.fetch_add(1, Ordering::Relaxed);
+        sessions.insert(key, session);
+        Some(key)
+    }
+
+    pub(crate) fn unregister(&self, key: u64) {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+    }
+
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// A running server; cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<ServerShared>,
+    endpoint: quinn::Endpoint,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("local_addr", &self.local_addr).finish()
+    }
+}
+
+fn os_code(kind: std::io::ErrorKind) -> Option<&'static str> {
+    use std::io::ErrorKind::*;
+    Some(match kind {
+        AddrInUse => "EADDRINUSE",
+        AddrNotAvailable => "EADDRNOTAVAIL",
+        PermissionDenied => "EACCES",
+        InvalidInput => "EINVAL",
+        _ => return None,
+    })
+}
+
+impl Server {
+    /// Validates the configuration, binds the UDP socket and starts accepting. Must be called
+    /// inside a tokio runtime.
+    pub fn bind(config: ServerConfig, handler: Arc<dyn RequestHandler>) -> Result<Self> {
+        let quinn_config = config.quinn_config()?;
+        let socket = std::net::UdpSocket::bind(config.addr).map_err(|e| {
+            let mut err = Error::new(ErrorCode::Bind, format!("cannot bind udp {}: {e}", config.addr));
+            err.os_code = os_code(e.kind());
+            err
+        })?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| Error::new(ErrorCode::Bind, "no async runtime to run the endpoint on"))?;
+        let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(quinn_config), socket, runtime)
+            .map_err(|e| {
+                let mut err = Error::new(ErrorCode::Bind, format!("cannot use udp {}: {e}", config.addr));
+                err.os_code = os_code(e.kind());
+                err
+            })?;
+        let local_addr = endpoint
+            .local_addr()
+            .map_err(|e| Error::new(ErrorCode::Bind, format!("cannot read the bound address: {e}")))?;
+        let shared = Arc::new(ServerShared {
+            config,
+            handler,
+            tracker: TaskTracker::new(),
+            closing: CancellationToken::new(),
+            sessions: Mutex::new(HashMap::new()),
+            next_session_key: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            close_with: Mutex::new((0, String::new())),
+        });
+        let accept_endpoint = endpoint.clone();
+        let accept_shared = shared.clone();
+        shared.tracker.spawn(async move {
+            loop {
+                let incoming = tokio::select! {
+                    incoming = accept_endpoint.accept() => incoming,
+                    () = accept_shared.closing.cancelled() => None,
+                };
+                let Some(incoming) = incoming else { break };
+                let conn_shared = accept_shared.clone();
+                accept_shared.tracker.spawn(connection::run(incoming, conn_shared));
+            }
+        });
+        Ok(Self { shared, endpoint, local_addr })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Sessions currently open.
+    pub fn session_count(&self) -> usize {
+        self.shared.session_count()
+    }
+
+    /// Stops accepting, closes every session with `code` and `reason`, gives them `grace` to
+    /// flush, then closes the endpoint and waits for every task. Idempotent: later calls wait
+    /// for the same end.
+    pub async fn close(&self, code: u32, reason: &str, grace: Duration) {
+        if !self.shared.closed.swap(true, Ordering::SeqCst) {
+            *self.shared.close_with.lock().unwrap_or_else(|p| p.into_inner()) = (code, reason.to_string());
+            self.endpoint.set_server_config(None);
+            self.shared.closing.cancel();
+            let sessions: Vec<_> =
+                self.shared.sessions.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+            for session in sessions {
+                (Session { shared: session }).close(code, reason);
+            }
+            let deadline = tokio::time::Instant::now() + grace;
+            while self.shared.session_count() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            self.endpoint.close(quinn::VarInt::from_u32(super::proto::code::H3_NO_ERROR as u32), b"server closed");
+            self.shared.tracker.close();
+        }
+        self.shared.tracker.wait().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}

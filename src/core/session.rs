@@ -1,0 +1,319 @@
+//! A WebTransport session: the streams and datagrams routed to it, its CONNECT stream's capsules,
+//! and how it ends.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::error::{Error, ErrorCode};
+use super::proto::frame;
+use super::proto::stream_type;
+use super::request::RequestInfo;
+use super::stream::{RecvStream, SendStream};
+use super::varint;
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Closed with CLOSE_WEBTRANSPORT_SESSION (or a FIN, which means code 0 and no reason), by
+    /// either side.
+    Closed { code: u32, reason: String },
+    /// Ended without a close: connection lost, CONNECT stream reset, or a protocol error.
+    Aborted { message: String },
+}
+
+/// Datagram counters, for stats and for the drop policy's visibility.
+#[derive(Debug, Default)]
+pub struct DatagramCounters {
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    /// Received datagrams dropped because the session's queue was full (oldest first).
+    pub dropped_incoming: AtomicU64,
+}
+
+pub(crate) struct SessionShared {
+    pub(crate) id: u64,
+    pub(crate) conn: quinn::Connection,
+    pub(crate) info: Arc<RequestInfo>,
+    pub(crate) protocol: String,
+    /// Cancelled when the session ends; every stream and wait of the session listens to it.
+    pub(crate) gone: CancellationToken,
+    pub(crate) end: watch::Sender<Option<SessionEnd>>,
+    pub(crate) draining: watch::Sender<bool>,
+    /// A local close request for the driver that owns the CONNECT stream.
+    pub(crate) close_request: Mutex<Option<tokio::sync::oneshot::Sender<(u32, String)>>>,
+    incoming_bidi: tokio::sync::Mutex<mpsc::UnboundedReceiver<(quinn::SendStream, quinn::RecvStream)>>,
+    incoming_uni: tokio::sync::Mutex<mpsc::UnboundedReceiver<quinn::RecvStream>>,
+    pub(crate) bidi_tx: mpsc::UnboundedSender<(quinn::SendStream, quinn::RecvStream)>,
+    pub(crate) uni_tx: mpsc::UnboundedSender<quinn::RecvStream>,
+    datagrams: Mutex<VecDeque<Bytes>>,
+    datagram_ready: Notify,
+    datagram_queue: usize,
+    pub(crate) counters: DatagramCounters,
+    /// The varint prefix (quarter stream id) every outgoing datagram starts with.
+    datagram_prefix: Bytes,
+}
+
+impl SessionShared {
+    pub(crate) fn new(
+        id: u64,
+        conn: quinn::Connection,
+        info: Arc<RequestInfo>,
+        protocol: String,
+        datagram_queue: usize,
+    ) -> (Arc<Self>, tokio::sync::oneshot::Receiver<(u32, String)>) {
+        let (bidi_tx, bidi_rx) = mpsc::unbounded_channel();
+        let (uni_tx, uni_rx) = mpsc::unbounded_channel();
+        let (close_tx, close_rx) = tokio::sync::oneshot::channel();
+        let mut prefix = BytesMut::new();
+        varint::encode(id / 4, &mut prefix);
+        let shared = Arc::new(Self {
+            id,
+            conn,
+            info,
+            protocol,
+            gone: CancellationToken::new(),
+            end: watch::channel(None).0,
+            draining: watch::channel(false).0,
+            close_request: Mutex::new(Some(close_tx)),
+            incoming_bidi: tokio::sync::Mutex::new(bidi_rx),
+            incoming_uni: tokio::sync::Mutex::new(uni_rx),
+            bidi_tx,
+            uni_tx,
+            datagrams: Mutex::new(VecDeque::new()),
+            datagram_ready: Notify::new(),
+            datagram_queue: datagram_queue.max(1),
+            counters: DatagramCounters::default(),
+            datagram_prefix: prefix.freeze(),
+        });
+        (shared, close_rx)
+    }
+
+    /// Queues a received datagram payload, dropping the oldest when the queue is full: a reader
+    /// that falls behind wants the newest data, and memory must stay bounded.
+    pub(crate) fn push_datagram(&self, payload: Bytes) {
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        let mut queue = self.datagrams.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.len() >= self.datagram_queue {
+            queue.pop_front();
+            self.counters.dropped_incoming.fetch_add(1, Ordering::Relaxed);
+        }
+        queue.push_back(payload);
+        drop(queue);
+        self.datagram_ready.notify_one();
+    }
+
+    /// Records how the session ended (the first report wins) and releases everything waiting on it.
+    pub(crate) fn finish(&self, end: SessionEnd) {
+        self.end.send_if_modified(|slot| {
+            if slot.is_none() {
+                *slot = Some(end);
+                true
+            } else {
+                false
+            }
+        });
+        self.gone.cancel();
+        self.datagram_ready.notify_waiters();
+    }
+}
+
+/// A WebTransport session handle; clones share the session.
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) shared: Arc<SessionShared>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("id", &self.shared.id).finish()
+    }
+}
+
+fn closed_error() -> Error {
+    Error::new(ErrorCode::SessionClosed, "the session is closed")
+}
+
+impl Session {
+    /// The session id: the QUIC stream id of its CONNECT request.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The request that opened the session.
+    pub fn request(&self) -> &RequestInfo {
+        &self.shared.info
+    }
+
+    /// The negotiated subprotocol, empty when none.
+    pub fn protocol(&self) -> &str {
+        &self.shared.protocol
+    }
+
+    /// The next bidirectional stream the client opened; `None` once the session has ended.
+    /// Cancel-safe: a stream is never lost if this future is dropped.
+    pub async fn accept_bi(&self) -> Option<(SendStream, RecvStream)> {
+        let mut rx = self.shared.incoming_bidi.lock().await;
+        tokio::select! {
+            biased;
+            next = rx.recv() => next.map(|(s, r)| {
+                (SendStream::new(s, self.shared.gone.clone()), RecvStream::new(r, self.shared.gone.clone()))
+            }),
+            () = self.shared.gone.cancelled() => None,
+        }
+    }
+
+    /// The next unidirectional stream the client opened; `None` once the session has ended.
+    pub async fn accept_uni(&self) -> Option<RecvStream> {
+        let mut rx = self.shared.incoming_uni.lock().await;
+        tokio::select! {
+            biased;
+            next = rx.recv() => next.map(|r| RecvStream::new(r, self.shared.gone.clone())),
+            () = self.shared.gone.cancelled() => None,
+        }
+    }
+
+    /// Opens a bidirectional stream to the client.
+    pub async fn open_bi(&self) -> Result<(SendStream, RecvStream), Error> {
+        let opened = tokio::select! {
+            opened = self.shared.conn.open_bi() => opened,
+            () = self.shared.gone.cancelled() => return Err(closed_error()),
+        };
+        let (send, recv) =
+            opened.map_err(|e| Error::new(ErrorCode::ConnectionLost, format!("connection lost: {e}")))?;
+        let mut send = SendStream::new(send, self.shared.gone.clone());
+        send.write(self.stream_header(frame::WEBTRANSPORT_STREAM)).await?;
+        Ok((send, RecvStream::new(recv, self.shared.gone.clone())))
+    }
+
+    /// Opens a unidirectional stream to the client.
+    pub async fn open_uni(&self) -> Result<SendStream, Error> {
+        let opened = tokio::select! {
+            opened = self.shared.conn.open_uni() => opened,
+            () = self.shared.gone.cancelled() => return Err(closed_error()),
+        };
+        let send = opened.map_err(|e| Error::new(ErrorCode::ConnectionLost, format!("connection lost: {e}")))?;
+        let mut send = SendStream::new(send, self.shared.gone.clone());
+        send.write(self.stream_header(stream_type::WEBTRANSPORT)).await?;
+        Ok(send)
+    }
+
+    fn stream_header(&self, kind: u64) -> Bytes {
+        let mut header = BytesMut::with_capacity(10);
+        varint::encode(kind, &mut header);
+        varint::encode(self.shared.id, &mut header);
+        header.freeze()
+    }
+
+    /// Largest datagram payload that fits in one QUIC packet now; `None` when the peer does not
+    /// accept datagrams.
+    pub fn max_datagram_size(&self) -> Option<usize> {
+        self.shared.conn.max_datagram_size().map(|m| m.saturating_sub(self.shared.datagram_prefix.len()))
+    }
+
+    /// Sends one datagram. Unreliable by nature: when QUIC's send buffer is full the oldest
+    /// queued datagram is dropped.
+    pub fn send_datagram(&self, payload: &[u8]) -> Result<(), Error> {
+        if self.shared.gone.is_cancelled() {
+            return Err(closed_error());
+        }
+        let mut datagram = BytesMut::with_capacity(self.shared.datagram_prefix.len() + payload.len());
+        datagram.put_slice(&self.shared.datagram_prefix);
+        datagram.put_slice(payload);
+        match self.shared.conn.send_datagram(datagram.freeze()) {
+            Ok(()) => {
+                self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(quinn::SendDatagramError::TooLarge) => Err(Error::new(
+                ErrorCode::DatagramTooLarge,
+                format!(
+                    "datagram of {} bytes exceeds maxDatagramSize ({})",
+                    payload.len(),
+                    self.max_datagram_size().unwrap_or(0)
+                ),
+            )),
+            Err(quinn::SendDatagramError::UnsupportedByPeer | quinn::SendDatagramError::Disabled) => {
+                Err(Error::new(ErrorCode::DatagramsUnsupported, "the peer does not accept datagrams"))
+            }
+            Err(quinn::SendDatagramError::ConnectionLost(e)) => {
+                Err(Error::new(ErrorCode::ConnectionLost, format!("connection lost: {e}")))
+            }
+        }
+    }
+
+    /// Waits for received datagrams and takes up to `max` of them at once, so that a binding can
+    /// hand over many per crossing. `None` once the session has ended and the queue is empty.
+    pub async fn read_datagrams(&self, max: usize) -> Option<Vec<Bytes>> {
+        loop {
+            let notified = self.shared.datagram_ready.notified();
+            {
+                let mut queue = self.shared.datagrams.lock().unwrap_or_else(|p| p.into_inner());
+                if !queue.is_empty() {
+                    let take = queue.len().min(max.max(1));
+                    return Some(queue.drain(..take).collect());
+                }
+            }
+            if self.shared.gone.is_cancelled() {
+                return None;
+            }
+            tokio::select! {
+                () = notified => {}
+                () = self.shared.gone.cancelled() => {}
+            }
+        }
+    }
+
+    /// Closes the session: sends CLOSE_WEBTRANSPORT_SESSION with `code` and `reason` (cut to 1024
+    /// bytes) and ends its streams. Does nothing if the session already ended or is closing.
+    pub fn close(&self, code: u32, reason: &str) {
+        let request = self.shared.close_request.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(tx) = request {
+            let _ = tx.send((code, reason.to_string()));
+        }
+    }
+
+    /// Resolves with how the session ended.
+    pub async fn closed(&self) -> SessionEnd {
+        let mut rx = self.shared.end.subscribe();
+        loop {
+            if let Some(end) = rx.borrow_and_update().clone() {
+                return end;
+            }
+            if rx.changed().await.is_err() {
+                return SessionEnd::Aborted { message: "the session was dropped".into() };
+            }
+        }
+    }
+
+    /// Resolves when the peer or the server starts draining the session.
+    pub async fn draining(&self) {
+        let mut rx = self.shared.draining.subscribe();
+        let _ = rx.wait_for(|d| *d).await;
+    }
+
+    /// How the session ended, if it has.
+    pub fn end(&self) -> Option<SessionEnd> {
+        self.shared.end.borrow().clone()
+    }
+
+    /// Datagram counters.
+    pub fn datagram_counters(&self) -> (u64, u64, u64) {
+        let c = &self.shared.counters;
+        (c.sent.load(Ordering::Relaxed), c.received.load(Ordering::Relaxed), c.dropped_incoming.load(Ordering::Relaxed))
+    }
+
+    /// The QUIC connection's statistics.
+    pub fn connection_stats(&self) -> quinn::ConnectionStats {
+        self.shared.conn.stats()
+    }
+
+    /// Current smoothed round-trip time.
+    pub fn rtt(&self) -> std::time::Duration {
+        self.shared.conn.rtt()
+    }
+}

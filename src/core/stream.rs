@@ -1,0 +1,129 @@
+//! WebTransport streams: quinn streams whose error codes are translated between the WebTransport
+//! application range and HTTP/3, and which end when their session does.
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use super::error::{Error, ErrorCode};
+use super::proto::{app_code_to_h3, code, h3_to_app_code};
+
+fn code_of(value: quinn::VarInt) -> Option<u32> {
+    h3_to_app_code(value.into_inner())
+}
+
+fn session_gone() -> Error {
+    Error::new(ErrorCode::SessionClosed, "the session is closed")
+}
+
+fn connection_error(e: &quinn::ConnectionError) -> Error {
+    Error::new(ErrorCode::ConnectionLost, format!("connection lost: {e}"))
+}
+
+/// The sending half of a WebTransport stream.
+#[derive(Debug)]
+pub struct SendStream {
+    inner: quinn::SendStream,
+    session_gone: CancellationToken,
+}
+
+impl SendStream {
+    pub(crate) fn new(inner: quinn::SendStream, session_gone: CancellationToken) -> Self {
+        Self { inner, session_gone }
+    }
+
+    /// Writes all of `data`, waiting on QUIC flow control (this is the backpressure).
+    pub async fn write(&mut self, data: Bytes) -> Result<(), Error> {
+        tokio::select! {
+            biased;
+            result = self.inner.write_chunk(data) => result.map_err(write_error),
+            () = self.session_gone.cancelled() => {
+                let _ = self.inner.reset(code::WT_SESSION_GONE.try_into().unwrap_or_default());
+                Err(session_gone())
+            }
+        }
+    }
+
+    /// Ends the stream cleanly (FIN) after what was written.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        self.inner.finish().map_err(|_| Error::new(ErrorCode::StreamStopped, "the stream is already finished or reset"))
+    }
+
+    /// Abandons the stream with RESET_STREAM carrying the application `code`.
+    pub fn reset(&mut self, app_code: u32) {
+        let _ = self.inner.reset(quinn::VarInt::from_u64(app_code_to_h3(app_code)).unwrap_or_default());
+    }
+
+    /// Resolves when the peer sends STOP_SENDING (with its application code, if in range) or the
+    /// stream is otherwise done; `None` when it ended without a stop.
+    pub async fn stopped(&mut self) -> Option<Option<u32>> {
+        match self.inner.stopped().await {
+            Ok(Some(code)) => Some(code_of(code)),
+            _ => None,
+        }
+    }
+
+    /// The QUIC stream id.
+    pub fn id(&self) -> u64 {
+        u64::from(self.inner.id())
+    }
+}
+
+fn write_error(e: quinn::WriteError) -> Error {
+    match e {
+        quinn::WriteError::Stopped(c) => {
+            let mut err = Error::new(ErrorCode::StreamStopped, "the peer stopped the stream (STOP_SENDING)");
+            err.stream_error_code = code_of(c);
+            err
+        }
+        quinn::WriteError::ConnectionLost(e) => connection_error(&e),
+        quinn::WriteError::ClosedStream => Error::new(ErrorCode::StreamStopped, "the stream is closed"),
+        quinn::WriteError::ZeroRttRejected => Error::new(ErrorCode::ConnectionLost, "0-rtt rejected"),
+    }
+}
+
+/// The receiving half of a WebTransport stream.
+#[derive(Debug)]
+pub struct RecvStream {
+    inner: quinn::RecvStream,
+    session_gone: CancellationToken,
+}
+
+impl RecvStream {
+    pub(crate) fn new(inner: quinn::RecvStream, session_gone: CancellationToken) -> Self {
+        Self { inner, session_gone }
+    }
+
+    /// Reads the next chunk of at most `max` bytes, in order; `None` at the end of the stream.
+    pub async fn read(&mut self, max: usize) -> Result<Option<Bytes>, Error> {
+        tokio::select! {
+            biased;
+            result = self.inner.read_chunk(max, true) => match result {
+                Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
+                Err(e) => Err(read_error(e)),
+            },
+            () = self.session_gone.cancelled() => {
+                let _ = self.inner.stop(code::WT_SESSION_GONE.try_into().unwrap_or_default());
+                Err(session_gone())
+            }
+        }
+    }
+
+    /// Asks the peer to stop sending, with STOP_SENDING carrying the application `code`.
+    pub fn stop(&mut self, app_code: u32) {
+        let _ = self.inner.stop(quinn::VarInt::from_u64(app_code_to_h3(app_code)).unwrap_or_default());
+    }
+}
+
+fn read_error(e: quinn::ReadError) -> Error {
+    match e {
+        quinn::ReadError::Reset(c) => {
+            let mut err = Error::new(ErrorCode::StreamReset, "the peer reset the stream (RESET_STREAM)");
+            err.stream_error_code = code_of(c);
+            err
+        }
+        quinn::ReadError::ConnectionLost(e) => connection_error(&e),
+        quinn::ReadError::ClosedStream => Error::new(ErrorCode::StreamReset, "the stream is closed"),
+        quinn::ReadError::IllegalOrderedRead => Error::new(ErrorCode::StreamReset, "illegal ordered read"),
+        quinn::ReadError::ZeroRttRejected => Error::new(ErrorCode::ConnectionLost, "0-rtt rejected"),
+    }
+}
