@@ -8,7 +8,10 @@ const path = require('node:path')
 
 const root = path.join(__dirname, '..')
 const profile = process.argv.includes('--debug') ? 'debug' : 'release'
+// Installed as a dependency, the ~200 MB of build intermediates are of no use afterwards.
+const inNodeModules = root.split(path.sep).includes('node_modules')
 const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(root, 'target')
+const removeTargetAfter = inNodeModules && !process.env.CARGO_TARGET_DIR
 const args = ['build', '--lib', '-p', 'webtransport-napi']
 if (profile === 'release') args.push('--release')
 if (fs.existsSync(path.join(root, 'Cargo.lock'))) args.push('--locked')
@@ -29,4 +32,5 @@ fs.mkdirSync(path.dirname(out), { recursive: true })
 const tmp = `${out}.${process.pid}.tmp`
 fs.copyFileSync(built, tmp)
 fs.renameSync(tmp, out)
+if (removeTargetAfter) fs.rmSync(targetDir, { recursive: true, force: true })
 console.log(`webtransport-napi: built ${path.relative(root, out)} (${profile})`)

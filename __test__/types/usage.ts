@@ -1,0 +1,72 @@
+// Type-checked by `npm test` (tsc --noEmit): the README's usage must compile, and wrong use must not.
+import { Server, generateCertificate, WebTransportError } from 'webtransport-napi'
+import type { WebTransportSession, WebTransportRequest, SessionCloseInfo } from 'webtransport-napi'
+
+const { cert, key, hash } = generateCertificate({ hostnames: ['localhost'], days: 10 })
+const algorithm: 'sha-256' = hash.algorithm
+const bytes: Uint8Array = hash.value
+
+const server = new Server({
+  port: 4433,
+  host: '::',
+  cert,
+  key: Buffer.from(key),
+  checkOrigin: async (origin: string | null, request: WebTransportRequest) => origin === null || request.authority.startsWith('localhost'),
+  callbackTimeout: 1000,
+  maxSessions: 100,
+  maxIncomingStreams: 50,
+  idleTimeout: 10_000,
+  keepAliveInterval: 0,
+  datagramQueue: 256,
+})
+
+server.on('session', async (session: WebTransportSession) => {
+  const path: string = session.request.path
+  const protocol: string = session.protocol
+  for await (const { readable, writable } of session.incomingBidirectionalStreams) {
+    await readable.pipeTo(writable)
+  }
+  const writer = (await session.createUnidirectionalStream()).getWriter()
+  await writer.write(new Uint8Array([1, 2, 3]))
+  const dg = session.datagrams.writable.getWriter()
+  await dg.write(new Uint8Array(session.datagrams.maxDatagramSize))
+  const info: SessionCloseInfo = await session.closed
+  session.close({ closeCode: info.closeCode, reason: 'bye' })
+  const stats = await session.getStats()
+  const rtt: number = stats.rtt + stats.datagrams.droppedIncoming
+  void [path, protocol, rtt]
+})
+server.on('requestError', (error, request) => {
+  const code: string = error.code
+  void [code, request.url]
+})
+server.on('error', (error) => void error.systemError)
+server.on('listening', () => {
+  const address = server.address()
+  if (address) void address.port
+})
+
+const resetReason = new WebTransportError('done', { source: 'stream', streamErrorCode: 7 })
+const code: number | null = resetReason.streamErrorCode
+
+async function shutdown() {
+  await server.ready
+  await server.close({ closeCode: 0, reason: 'maintenance' })
+  await using disposable = new Server({ cert, key, port: 0 })
+  void disposable
+}
+void [algorithm, bytes, code, shutdown]
+
+// Wrong use must not compile.
+// @ts-expect-error cert and key are required
+new Server({ port: 1 })
+// @ts-expect-error port is a number
+new Server({ cert, key, port: '4433' })
+// @ts-expect-error checkOrigin returns a boolean
+new Server({ cert, key, checkOrigin: () => 'yes' })
+// @ts-expect-error unknown events are refused
+server.on('connection', () => {})
+// @ts-expect-error closeCode is a number
+server.close({ closeCode: 'x' })
+// @ts-expect-error days is a number
+generateCertificate({ days: '10' })

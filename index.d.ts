@@ -1,0 +1,212 @@
+// Typings for webtransport-napi. Hand-written: the public API is the JS layer in lib/, which
+// wraps the native binding.
+
+import { EventEmitter } from 'node:events'
+import type { ReadableStream, WritableStream } from 'node:stream/web'
+
+/** Every error the library throws or emits carries one of these codes (README: "Error codes"). */
+export type ErrorCode =
+  | 'WT_ERR_INVALID_OPTION'
+  | 'WT_ERR_INVALID_CERT'
+  | 'WT_ERR_INVALID_KEY'
+  | 'WT_ERR_KEY_MISMATCH'
+  | 'WT_ERR_BIND'
+  | 'WT_ERR_CERT_GENERATION'
+  | 'WT_ERR_SERVER_CLOSED'
+  | 'WT_ERR_SESSION_CLOSED'
+  | 'WT_ERR_STREAM_RESET'
+  | 'WT_ERR_STREAM_STOPPED'
+  | 'WT_ERR_CONNECTION_LOST'
+  | 'WT_ERR_DATAGRAM_TOO_LARGE'
+  | 'WT_ERR_DATAGRAMS_UNSUPPORTED'
+  | 'WT_ERR_STREAM_LIMIT'
+  | 'WT_ERR_CALLBACK_FAILED'
+  | 'WT_ERR_CALLBACK_TIMEOUT'
+  | 'WT_ERR_CALLBACK_INVALID_RESULT'
+  | 'WT_ERR_LISTENER_FAILED'
+  | 'WT_ERR_ADDON_LOAD'
+  | 'WT_ERR_INTERNAL'
+
+/** An Error with a library code. */
+export interface WebTransportServerError extends Error {
+  code: ErrorCode
+  /** For WT_ERR_BIND: the OS error name, e.g. 'EADDRINUSE'. */
+  systemError?: string
+  /** For WT_ERR_BIND: always 'bind'. */
+  syscall?: string
+}
+
+/** Options of {@link WebTransportError}, as in the W3C API. */
+export interface WebTransportErrorOptions {
+  source?: 'stream' | 'session'
+  /** Application error code (u32) for RESET_STREAM / STOP_SENDING. */
+  streamErrorCode?: number | null
+}
+
+/**
+ * W3C WebTransportError. Pass one to `writable.abort()` or `readable.cancel()` to send an
+ * application error code; a peer's reset or stop arrives as one.
+ */
+export class WebTransportError extends Error {
+  constructor(message?: string, options?: WebTransportErrorOptions)
+  readonly name: 'WebTransportError'
+  readonly source: 'stream' | 'session'
+  /** The peer's application code, or null when none was carried. */
+  readonly streamErrorCode: number | null
+  code?: ErrorCode
+}
+
+/** The request that asked for a session (given to callbacks, kept as `session.request`). */
+export interface WebTransportRequest {
+  /** `https://authority/path`. */
+  readonly url: string
+  /** `:path`, query included. */
+  readonly path: string
+  /** `:authority` (host and port the client asked for). */
+  readonly authority: string
+  /** The `Origin` header; null for non-browser clients that send none. */
+  readonly origin: string | null
+  /** Header fields by lower-case name; repeated fields joined with ', '. */
+  readonly headers: Readonly<Record<string, string>>
+  /** Subprotocols the client offered (WT-Available-Protocols), in its order. */
+  readonly protocols: readonly string[]
+  readonly remoteAddress: string
+  readonly remotePort: number
+}
+
+/** Server options. Every one is validated: a bad value throws a TypeError or RangeError with code WT_ERR_INVALID_OPTION. */
+export interface ServerOptions {
+  /** UDP port; 0 picks a free one. Default 4433. */
+  port?: number
+  /** Address to bind; default '::' (dual-stack). 'localhost' binds 127.0.0.1. */
+  host?: string
+  /** Certificate chain, PEM (leaf first). */
+  cert: string | Uint8Array
+  /** Private key, PEM: PKCS#8, SEC1 (EC) or PKCS#1 (RSA). */
+  key: string | Uint8Array
+  /**
+   * Replaces the default origin rule (an `Origin` host must equal the request's host; requests
+   * without `Origin` pass). Return false to refuse with 403. A throw, rejection, non-boolean or
+   * a result later than `callbackTimeout` refuses the request (500, or 503 for the timeout) and
+   * emits 'requestError'.
+   */
+  checkOrigin?: (origin: string | null, request: WebTransportRequest) => boolean | Promise<boolean>
+  /** Milliseconds a `checkOrigin` may take. Default 10000. */
+  callbackTimeout?: number
+  /** Sessions open at once; more get 429. Default 10000. */
+  maxSessions?: number
+  /** Concurrent incoming streams per connection, for each direction. Default 100. */
+  maxIncomingStreams?: number
+  /** Milliseconds without traffic before a connection is dropped. Default 30000. */
+  idleTimeout?: number
+  /** Milliseconds between keep-alive pings; 0 (default) sends none. */
+  keepAliveInterval?: number
+  /** Received datagrams queued per session before the oldest are dropped. Default 1024. */
+  datagramQueue?: number
+  /** Milliseconds `close()` lets sessions finish before the connections are closed. Default 2000. */
+  closeGrace?: number
+}
+
+/** Arguments of `session.close()` and `server.close()`. */
+export interface CloseInfo {
+  /** u32 application code. Default 0. */
+  closeCode?: number
+  /** UTF-8, at most 1024 bytes. Default ''. */
+  reason?: string
+}
+
+/** How a session closed. */
+export interface SessionCloseInfo {
+  closeCode: number
+  reason: string
+}
+
+export interface BidirectionalStream {
+  readonly readable: ReadableStream<Uint8Array>
+  readonly writable: WritableStream<Uint8Array>
+}
+
+export interface DatagramDuplexStream {
+  readonly readable: ReadableStream<Uint8Array>
+  readonly writable: WritableStream<Uint8Array>
+  /** Largest payload that fits one packet now; 0 when the client takes no datagrams. */
+  readonly maxDatagramSize: number
+}
+
+export interface SessionStats {
+  /** Smoothed round-trip time, milliseconds. */
+  rtt: number
+  bytesSent: number
+  bytesReceived: number
+  packetsSent: number
+  packetsReceived: number
+  packetsLost: number
+  datagrams: { sent: number; received: number; droppedIncoming: number }
+}
+
+/** The server's side of a WebTransport session, in the W3C WebTransport shape. */
+export class WebTransportSession {
+  private constructor()
+  readonly request: WebTransportRequest
+  /** Negotiated subprotocol, '' when none. */
+  readonly protocol: string
+  readonly ready: Promise<void>
+  /** Resolves when either side closes (with the code and reason); rejects when the session is lost. */
+  readonly closed: Promise<SessionCloseInfo>
+  /** Resolves when the session starts draining. */
+  readonly draining: Promise<void>
+  readonly incomingBidirectionalStreams: ReadableStream<BidirectionalStream>
+  readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>
+  readonly datagrams: DatagramDuplexStream
+  createBidirectionalStream(): Promise<BidirectionalStream>
+  createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>
+  /** Sends CLOSE_WEBTRANSPORT_SESSION and ends the session's streams. */
+  close(closeInfo?: CloseInfo): void
+  getStats(): Promise<SessionStats>
+}
+
+export interface AddressInfo {
+  address: string
+  family: 'IPv4' | 'IPv6'
+  port: number
+}
+
+export interface ServerEvents {
+  listening: []
+  session: [session: WebTransportSession]
+  requestError: [error: WebTransportServerError, request: WebTransportRequest]
+  error: [error: WebTransportServerError]
+  close: []
+}
+
+/** An HTTP/3 WebTransport server. */
+export class Server extends EventEmitter<ServerEvents> {
+  constructor(options: ServerOptions)
+  /** Resolves when listening; rejects with the bind error (code WT_ERR_BIND). */
+  readonly ready: Promise<void>
+  readonly listening: boolean
+  /** The bound address; null before listening and after close. */
+  address(): AddressInfo | null
+  /** Closes every session with the code and reason and stops the server; idempotent. */
+  close(closeInfo?: CloseInfo): Promise<void>
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+export interface CertificateOptions {
+  /** DNS names or IP addresses. Default ['localhost', '127.0.0.1', '::1']. */
+  hostnames?: string[]
+  /** Validity in days, 1 to 14 (browsers refuse longer for pinned certificates). Default 14. */
+  days?: number
+}
+
+export interface GeneratedCertificate {
+  /** PEM certificate. */
+  cert: string
+  /** PEM private key (PKCS#8). */
+  key: string
+  /** Pass to a browser: `new WebTransport(url, { serverCertificateHashes: [hash] })`. */
+  hash: { algorithm: 'sha-256'; value: Uint8Array }
+}
+
+/** A self-signed ECDSA P-256 certificate for development and tests. */
+export function generateCertificate(options?: CertificateOptions): GeneratedCertificate

@@ -1,0 +1,39 @@
+'use strict'
+
+// `npm test`: every check the project keeps, in order, with one summary line at the end.
+// Cheap static checks first so a formatting slip fails in seconds, not after a build.
+const { spawnSync } = require('node:child_process')
+const path = require('node:path')
+
+const root = path.join(__dirname, '..')
+const steps = [
+  ['cargo fmt', 'cargo', ['fmt', '--all', '--check']],
+  ['clippy (binding + core)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--all-targets', '--locked', '--', '-D', 'warnings']],
+  ['clippy (core alone)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--no-default-features', '--all-targets', '--locked', '--', '-D', 'warnings']],
+  ['clippy (wt-client)', 'cargo', ['clippy', '-p', 'wt-client', '--locked', '--', '-D', 'warnings']],
+  ['cargo test (core)', 'cargo', ['test', '-p', 'webtransport-napi', '--no-default-features', '--locked']],
+  ['typings (tsc --noEmit)', process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '__test__/types']],
+  ['addon build (release)', process.execPath, [path.join(root, 'scripts', 'build.js')]],
+  ['wt-client build (release)', 'cargo', ['build', '--release', '-p', 'wt-client', '--locked']],
+  ['node --test', process.execPath, ['--test', '--test-concurrency=1', '__test__/']],
+]
+
+const only = process.argv.slice(2)
+const failed = []
+let passed = 0
+for (const [name, cmd, args] of steps) {
+  if (only.length && !only.some((o) => name.includes(o))) continue
+  console.log(`\n=== ${name}: ${path.basename(cmd)} ${args.join(' ')}`)
+  const started = Date.now()
+  const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' })
+  const seconds = ((Date.now() - started) / 1000).toFixed(1)
+  if (result.status === 0) {
+    passed++
+    console.log(`=== ${name}: ok (${seconds}s)`)
+  } else {
+    failed.push(name)
+    console.log(`=== ${name}: FAILED (${seconds}s)${result.error ? ` ${result.error.message}` : ''}`)
+  }
+}
+console.log(`\nchecks: ${passed} passed, ${failed.length} failed${failed.length ? ` (${failed.join(', ')})` : ''}`)
+process.exit(failed.length ? 1 : 0)
