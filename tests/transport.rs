@@ -1,0 +1,289 @@
+//! Transport-level behaviour through a raw HTTP/3 client: each test pins one of the defects of
+//! h3-webtransport 0.1.2 / h3-datagram 0.0.2 that this server must not have, or a protocol rule.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use support::*;
+use webtransport_napi::core::{varint, IncomingRequest, RequestHandler, SessionEnd};
+
+fn echo() -> Arc<Echo> {
+    Arc::new(Echo { headers: Vec::new() })
+}
+
+/// h3-webtransport derived the session id as stream id / 4 and h3-datagram tagged every server
+/// datagram with session 0: a CONNECT on stream 4 exposes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_off_stream_zero_routes_streams_and_datagrams() {
+    let server = start_server(echo(), |_| {});
+    let conn = server.connect().await;
+    let _control = send_settings(&conn, SETTINGS_WT).await;
+    let get = encode_headers(&[
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", &server.authority()),
+        (":path", "/"),
+    ]);
+    let (headers, ..) = request(&conn, &get).await;
+    assert_eq!(status(&headers), "404");
+    let (headers, _send, recv, _) = request(&conn, &connect_headers(&server.authority(), "/echo", &[])).await;
+    assert_eq!(status(&headers), "200");
+    let session_id = u64::from(recv.id());
+    assert_eq!(session_id, 4);
+    assert_eq!(bidi_echo(&conn, session_id, b"on stream four").await, b"on stream four");
+
+    let mut datagram = BytesMut::new();
+    varint::encode(session_id / 4, &mut datagram);
+    datagram.extend_from_slice(b"dgram");
+    conn.send_datagram(datagram.freeze()).unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(5), conn.read_datagram()).await.unwrap().unwrap();
+    let (quarter, n) = varint::decode_slice(&echoed).unwrap();
+    assert_eq!(quarter, 1, "the echo is tagged with this session's quarter stream id, not 0");
+    assert_eq!(&echoed[n..], b"dgram");
+    server.server.close(0, "", Duration::from_secs(1)).await;
+}
+
+/// h3-webtransport checked the client's SETTINGS when the CONNECT arrived and killed the whole
+/// connection if they were not there yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_arriving_after_the_connect_are_awaited() {
+    let server = start_server(echo(), |_| {});
+    let conn = server.connect().await;
+    let pending = {
+        let conn = conn.clone();
+        let block = connect_headers(&server.authority(), "/echo", &[]);
+        tokio::spawn(async move { request(&conn, &block).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _control = send_settings(&conn, SETTINGS_WT).await;
+    let (headers, _send, recv, _) = pending.await.unwrap();
+    assert_eq!(status(&headers), "200");
+    assert_eq!(bidi_echo(&conn, u64::from(recv.id()), b"late settings").await, b"late settings");
+    server.server.close(0, "", Duration::from_secs(1)).await;
+}
+
+/// A client without WebTransport in its SETTINGS gets a 400 for its CONNECT, and the rest of
+/// its connection keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_without_webtransport_is_refused_cleanly() {
+    let server = start_server(echo(), |_| {});
+    let conn = server.connect().await;
+    let _control = send_settings(&conn, &[(0x08, 1)]).await;
+    let (headers, ..) = request(&conn, &connect_headers(&server.authority(), "/echo", &[])).await;
+    assert_eq!(status(&headers), "400");
+    assert!(headers.contains(&("wt-error".into(), "webtransport-not-enabled".into())));
+    let get = encode_headers(&[
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", &server.authority()),
+        (":path", "/x"),
+    ]);
+    let (headers, ..) = request(&conn, &get).await;
+    assert_eq!(status(&headers), "404");
+    assert!(conn.close_reason().is_none());
+    server.server.close(0, "", Duration::from_secs(1)).await;
+}
+
+/// Counts the streams it accepted while dropping its accept futures constantly, and accepts uni
+/// and bidi streams from two separate tasks (h3-webtransport lost wakeups there).
+struct Fickle {
+    bidi: Arc<AtomicUsize>,
+    uni: Arc<AtomicUsize>,
+}
+
+impl RequestHandler for Fickle {
+    fn on_request(&self, request: IncomingRequest) {
+        let (bidi, uni) = (self.bidi.clone(), self.uni.clone());
+        tokio::spawn(async move {
+            let Some(session) = request.accept(Vec::new(), String::new()).await else { return };
+            let uni_session = session.clone();
+            tokio::spawn(async move {
+                while let Some(mut recv) = uni_session.accept_uni().await {
+                    while let Ok(Some(_)) = recv.read(4096).await {}
+                    uni.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            loop {
+                // The accept future is dropped every millisecond; a stream must never be lost.
+                tokio::select! {
+                    accepted = session.accept_bi() => match accepted {
+                        Some((mut send, _recv)) => {
+                            bidi.fetch_add(1, Ordering::SeqCst);
+                            let _ = send.write(Bytes::from_static(b"k")).await;
+                            let _ = send.finish();
+                        }
+                        None => return,
+                    },
+                    () = tokio::time::sleep(Duration::from_millis(1)) => {}
+                }
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepts_are_cancel_safe_and_independent() {
+    let handler = Arc::new(Fickle { bidi: Arc::new(AtomicUsize::new(0)), uni: Arc::new(AtomicUsize::new(0)) });
+    let server = start_server(handler.clone(), |_| {});
+    let conn = server.connect().await;
+    let _control = send_settings(&conn, SETTINGS_WT).await;
+    let (headers, _send, recv, _) = request(&conn, &connect_headers(&server.authority(), "/", &[])).await;
+    assert_eq!(status(&headers), "200");
+    let session_id = u64::from(recv.id());
+    let mut tasks = Vec::new();
+    for i in 0..60u32 {
+        let conn = conn.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut header = BytesMut::new();
+            if i % 2 == 0 {
+                let (mut send, mut recv) = conn.open_bi().await.unwrap();
+                varint::encode(0x41, &mut header);
+                varint::encode(session_id, &mut header);
+                send.write_all(&header).await.unwrap();
+                send.finish().unwrap();
+                recv.read_to_end(16).await.unwrap();
+            } else {
+                let mut send = conn.open_uni().await.unwrap();
+                varint::encode(0x54, &mut header);
+                varint::encode(session_id, &mut header);
+                send.write_all(&header).await.unwrap();
+                send.finish().unwrap();
+                send.stopped().await.ok();
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(10), t).await.unwrap().unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while handler.uni.load(Ordering::SeqCst) < 30 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(handler.bidi.load(Ordering::SeqCst), 30);
+    assert_eq!(handler.uni.load(Ordering::SeqCst), 30);
+    server.server.close(0, "", Duration::from_secs(1)).await;
+}
+
+/// h3-webtransport answered the CONNECT itself (always 200, no headers of the application's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn application_headers_reach_the_client() {
+    let server = start_server(Arc::new(Echo { headers: vec![("x-served-by".into(), "core-test".into())] }), |_| {});
+    let conn = server.connect().await;
+    let _control = send_settings(&conn, SETTINGS_WT).await;
+    let (headers, ..) = request(&conn, &connect_headers(&server.authority(), "/", &[])).await;
+    assert_eq!(status(&headers), "200");
+    assert!(headers.contains(&("x-served-by".into(), "core-test".into())), "{headers:?}");
+    server.server.close(0, "", Duration::from_secs(1)).await;
+}
+
+/// The close capsule both ways: h3-webtransport could neither send nor read it.
+struct Recorder(tokio::sync::mpsc::UnboundedSender<webtransport_napi::core::Session>);
+
+impl RequestHandler for Recorder {
+    fn on_request(&self, request: IncomingRequest) {
+        let tx = self.0.clone();
+        tokio::spawn(async move {
+            if let Some(session) = request.accept(Vec::new(), String::new()).await {
+                let _ = tx.send(session);
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_capsules_both_ways() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = start_server(Arc::new(Recorder(tx)), |_| {});
+    let conn = server.connect().await;
+    let _control = send_settings(&conn, SETTINGS_WT).await;
+
+    // Client closes: capsule in a DATA frame, then FIN.
+    let (headers, mut send, _recv, _) = request(&conn, &connect_headers(&server.authority(), "/a", &[])).await;
+    assert_eq!(status(&headers), "200");
+    let session = rx.recv().await.unwrap();
+    let mut capsule = BytesMut::new();
+    varint::encode(0x2843, &mut capsule);
+    varint::encode(4 + 7, &mut capsule);
+    capsule.extend_from_slice(&4_000_000_000u32.to_be_bytes());
+    capsule.extend_from_slice(b"goodbye");
+    send.write_all(&frame(0x00, &capsule)).await.unwrap();
+    send.finish().unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), session.closed()).await.unwrap();
+    assert_eq!(end, SessionEnd::Closed { code: 4_000_000_000, reason: "goodbye".into() });
+
+    // Server closes: the client reads the capsule and then FIN.
+    let (headers, _send, mut recv, mut buf) = request(&conn, &connect_headers(&server.authority(), "/b", &[])).await;
+    assert_eq!(status(&headers), "200");
+    let session = rx.recv().await.unwrap();
+    session.close(7, "bye ✓");
+    let (kind, payload) = read_frame(&mut recv, &mut buf).await.unwrap();
+    assert_eq!(kind, 0x00);
+    let mut payload = &payload[..];
+    assert_eq!(varint::decode(&mut payload), Some(0x2843));
+    assert_eq!(varint::decode(&mut payload), Some(4 + "bye ✓".len() as u64));
+    assert_eq!(&payload[..4], &7u32.to_be_bytes());
+    assert_eq!(&payload[4..], "bye ✓".as_bytes());
+    assert!(read_frame(&mut recv, &mut buf).await.is_none(), "FIN after the capsule");
+    assert_eq!(session.closed().await, SessionEnd::Closed { code: 7, reason: "bye ✓".into() });
+    server.server.close(0, "", Duration::from_secs(1)).await;
+}
+
+/// Streams that arrive before their CONNECT is answered are held and delivered, not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_before_the_session_is_accepted_are_delivered() {
+    struct Slow;
+    impl RequestHandler for Slow {
+        fn on_request(&self, request: IncomingRequest) {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Some(session) = request.accept(Vec::new(), String::new()).await {
+                    serve_echo(session).await;
+                }
+            });
+        }
+    }
+    let server = start_server(Arc::new(Slow), |_| {});
+    let conn = server.connect().await;
+    let _control = send_settings(&conn, SETTINGS_WT).await;
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&frame(0x01, &connect_headers(&server.authority(), "/", &[]))).await.unwrap();
+    let session_id = u64::from(send.id());
+    // Sent while the application is still deciding.
+    let early = tokio::spawn({
+        let conn = conn.clone();
+        async move { bidi_echo(&conn, session_id, b"early bird").await }
+    });
+    let mut buf = BytesMut::new();
+    let (kind, _) = read_frame(&mut recv, &mut buf).await.unwrap();
+    assert_eq!(kind, 0x01);
+    assert_eq!(early.await.unwrap(), b"early bird");
+    server.server.close(0, "", Duration::from_secs(1)).await;
+}
+
+/// Requests that are not WebTransport get real answers, and an origin from another host is
+/// refused by the default rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_requests_and_origin_rule() {
+    let server = start_server(echo(), |_| {});
+    let conn = server.connect().await;
+    let _control = send_settings(&conn, SETTINGS_WT).await;
+    let auth = server.authority();
+    let other = encode_headers(&[
+        (":method", "CONNECT"),
+        (":protocol", "websocket"),
+        (":scheme", "https"),
+        (":authority", &auth),
+        (":path", "/"),
+    ]);
+    assert_eq!(status(&request(&conn, &other).await.0), "501");
+    let foreign = connect_headers(&auth, "/", &[("origin", "https://evil.example")]);
+    assert_eq!(status(&request(&conn, &foreign).await.0), "403");
+    let same = connect_headers(&auth, "/", &[("origin", "http://127.0.0.1:8080")]);
+    assert_eq!(status(&request(&conn, &same).await.0), "200");
+    assert_eq!(server.server.session_count(), 1);
+    server.server.close(0, "", Duration::from_secs(1)).await;
+}
