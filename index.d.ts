@@ -74,6 +74,13 @@ export interface WebTransportRequest {
   readonly remotePort: number
 }
 
+/** What `onRequest` may return. */
+export type RequestDecision =
+  | undefined
+  | void
+  | number
+  | { status?: number; headers?: Record<string, string | number>; protocol?: string }
+
 /** Server options. Every one is validated: a bad value throws a TypeError or RangeError with code WT_ERR_INVALID_OPTION. */
 export interface ServerOptions {
   /** UDP port; 0 picks a free one. Default 4433. */
@@ -91,7 +98,15 @@ export interface ServerOptions {
    * emits 'requestError'.
    */
   checkOrigin?: (origin: string | null, request: WebTransportRequest) => boolean | Promise<boolean>
-  /** Milliseconds a `checkOrigin` may take. Default 10000. */
+  /**
+   * Decides a request after the origin check: return undefined to accept, a status (non-2xx
+   * refuses), or `{ status, headers, protocol }` to add response headers or choose the
+   * subprotocol (one the client offered). Failures are handled like `checkOrigin`'s.
+   */
+  onRequest?: (request: WebTransportRequest) => RequestDecision | Promise<RequestDecision>
+  /** Subprotocols in the server's preference order, matched against the client's WT-Available-Protocols. */
+  protocols?: string[]
+  /** Milliseconds a `checkOrigin` or `onRequest` may take. Default 10000. */
   callbackTimeout?: number
   /** Sessions open at once; more get 429. Default 10000. */
   maxSessions?: number

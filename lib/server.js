@@ -49,6 +49,48 @@ function requestFrom(fields) {
   }
 }
 
+function protocolsOption(options) {
+  const value = options.protocols
+  if (value === undefined) return []
+  if (!Array.isArray(value) || !value.every((p) => typeof p === 'string' && p.length > 0)) {
+    throw invalidOption('protocols must be an array of non-empty strings')
+  }
+  return [...value]
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const FORBIDDEN_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'content-length'])
+
+/**
+ * Normalises what `onRequest` returned: undefined (accept), a status number, or
+ * `{ status, headers, protocol }`. Throws a callback error for anything else.
+ */
+function decisionFrom(answer, request) {
+  const invalid = (why) => callbackError('WT_ERR_CALLBACK_INVALID_RESULT', `onRequest returned ${why}`)
+  if (answer === undefined || answer === null) return { status: 200, headers: [] }
+  if (typeof answer === 'number') answer = { status: answer }
+  if (typeof answer !== 'object') throw invalid(`a ${typeof answer}; expected undefined, a status or { status, headers, protocol }`)
+  const status = answer.status === undefined ? 200 : answer.status
+  if (!Number.isInteger(status) || status < 200 || status > 599) throw invalid(`status ${status}; expected an integer from 200 to 599`)
+  const headers = []
+  for (const [name, value] of Object.entries(answer.headers ?? {})) {
+    const lower = name.toLowerCase()
+    if (!TOKEN.test(name) || FORBIDDEN_RESPONSE_HEADERS.has(lower)) throw invalid(`an invalid header name ${JSON.stringify(name)}`)
+    const text = String(value)
+    if (/[\r\n\0]/.test(text)) throw invalid(`a header value with CR, LF or NUL for ${name}`)
+    headers.push(lower, text)
+  }
+  let protocol
+  if (answer.protocol !== undefined) {
+    if (typeof answer.protocol !== 'string') throw invalid('a protocol that is not a string')
+    if (answer.protocol !== '' && !request.protocols.includes(answer.protocol)) {
+      throw invalid(`protocol ${JSON.stringify(answer.protocol)}, which the client did not offer`)
+    }
+    protocol = answer.protocol
+  }
+  return { status, headers, protocol }
+}
+
 /** Runs a user callback with a deadline; a throw, a rejection and a timeout all reject. */
 function callWithDeadline(fn, args, timeoutMs, name) {
   return new Promise((resolve, reject) => {
@@ -78,6 +120,8 @@ function callWithDeadline(fn, args, timeoutMs, name) {
 class Server extends EventEmitter {
   #native = null
   #checkOrigin
+  #onRequestCallback
+  #protocols
   #callbackTimeout
   #closeGrace
   #closing = null
@@ -94,6 +138,11 @@ class Server extends EventEmitter {
       throw invalidOption('checkOrigin must be a function')
     }
     this.#checkOrigin = options.checkOrigin
+    if (options.onRequest !== undefined && typeof options.onRequest !== 'function') {
+      throw invalidOption('onRequest must be a function')
+    }
+    this.#onRequestCallback = options.onRequest
+    this.#protocols = protocolsOption(options)
     this.#callbackTimeout = integerOption(options, 'callbackTimeout', { min: 1, max: 600_000, fallback: DEFAULT_CALLBACK_TIMEOUT })
     this.#closeGrace = integerOption(options, 'closeGrace', { min: 0, max: 600_000, fallback: DEFAULT_CLOSE_GRACE })
     const nativeOptions = {
@@ -167,9 +216,31 @@ class Server extends EventEmitter {
         return
       }
     }
+    // The server's preference order wins among what the client offered (draft: WT-Protocol).
+    let protocol = this.#protocols.find((p) => request.protocols.includes(p)) ?? ''
+    let headers = []
+    if (this.#onRequestCallback) {
+      let answer
+      try {
+        answer = decisionFrom(
+          await callWithDeadline(this.#onRequestCallback, [request], this.#callbackTimeout, 'onRequest'),
+          request,
+        )
+      } catch (error) {
+        nativeRequest.reject(error.code === 'WT_ERR_CALLBACK_TIMEOUT' ? 503 : 500, [])
+        this.#emitSafely('requestError', error, request)
+        return
+      }
+      if (answer.status < 200 || answer.status > 299) {
+        nativeRequest.reject(answer.status, answer.headers)
+        return
+      }
+      headers = answer.headers
+      if (answer.protocol !== undefined) protocol = answer.protocol
+    }
     let nativeSession
     try {
-      nativeSession = await nativeRequest.accept([], '')
+      nativeSession = await nativeRequest.accept(headers, protocol)
     } catch (error) {
       this.#emitSafely('requestError', fromNative(error), request)
       return

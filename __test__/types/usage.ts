@@ -13,6 +13,8 @@ const server = new Server({
   key: Buffer.from(key),
   checkOrigin: async (origin: string | null, request: WebTransportRequest) => origin === null || request.authority.startsWith('localhost'),
   callbackTimeout: 1000,
+  protocols: ['chat-v2', 'chat-v1'],
+  onRequest: (request) => (request.path === '/chat' ? { headers: { 'x-room': 'lobby' }, protocol: 'chat-v2' } : 404),
   maxSessions: 100,
   maxIncomingStreams: 50,
   idleTimeout: 10_000,
@@ -64,6 +66,8 @@ new Server({ port: 1 })
 new Server({ cert, key, port: '4433' })
 // @ts-expect-error checkOrigin returns a boolean
 new Server({ cert, key, checkOrigin: () => 'yes' })
+// @ts-expect-error onRequest answers with a status, not a string
+new Server({ cert, key, onRequest: () => 'ok' })
 // @ts-expect-error unknown events are refused
 server.on('connection', () => {})
 // @ts-expect-error closeCode is a number
