@@ -287,3 +287,129 @@ async fn plain_requests_and_origin_rule() {
     assert_eq!(server.server.session_count(), 1);
     server.server.close(0, "", Duration::from_secs(1)).await;
 }
+
+/// Draft-16 clients (webtransport-go >= 0.11, go-libp2p) send `:protocol: webtransport-h3` and
+/// the newer SETTINGS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draft16_connect_opens_a_session() {
+    let server = start_server(echo(), |_| {});
+    let conn = server.connect().await;
+    let _control = send_settings(&conn, &[(0x08, 1), (0x33, 1), (0x2c7cf000, 1), (0x14e9cd29, 4)]).await;
+    let block = encode_headers(&[
+        (":method", "CONNECT"),
+        (":protocol", "webtransport-h3"),
+        (":scheme", "https"),
+        (":authority", &server.authority()),
+        (":path", "/draft16"),
+    ]);
+    let (headers, _send, recv, _) = request(&conn, &block).await;
+    assert_eq!(status(&headers), "200");
+    assert_eq!(bidi_echo(&conn, u64::from(recv.id()), b"draft 16").await, b"draft 16");
+    server.server.close(0, "", Duration::from_secs(1)).await;
+}
+
+/// The server advertises every draft's WebTransport settings, datagrams and extended CONNECT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_settings_cover_every_draft() {
+    let server = start_server(echo(), |c| c.max_sessions = 9);
+    let conn = server.connect().await;
+    let mut control = conn.accept_uni().await.unwrap();
+    let mut buf = BytesMut::new();
+    let mut first = [0u8; 1];
+    control.read_exact(&mut first).await.unwrap();
+    assert_eq!(first[0], 0x00, "control stream type");
+    let (kind, payload) = read_frame(&mut control, &mut buf).await.unwrap();
+    assert_eq!(kind, 0x04);
+    let mut payload = &payload[..];
+    let mut settings = std::collections::HashMap::new();
+    while !payload.is_empty() {
+        let id = varint::decode(&mut payload).unwrap();
+        settings.insert(id, varint::decode(&mut payload).unwrap());
+    }
+    assert_eq!(settings.get(&0x08), Some(&1), "ENABLE_CONNECT_PROTOCOL");
+    assert_eq!(settings.get(&0x33), Some(&1), "H3_DATAGRAM");
+    assert_eq!(settings.get(&0x2b603742), Some(&1), "draft-02 ENABLE_WEBTRANSPORT");
+    assert_eq!(settings.get(&0x2c7cf000), Some(&1), "WT_ENABLED");
+    assert_eq!(settings.get(&0x14e9cd29), Some(&9), "WT_MAX_SESSIONS");
+    assert!(conn.max_datagram_size().is_some(), "QUIC datagrams advertised (max_datagram_frame_size)");
+    server.server.close(0, "", Duration::from_secs(1)).await;
+}
+
+struct DrainObserver {
+    received: Arc<AtomicUsize>,
+    drained: Arc<AtomicUsize>,
+}
+
+impl RequestHandler for DrainObserver {
+    fn on_request(&self, request: IncomingRequest) {
+        let (received, drained) = (self.received.clone(), self.drained.clone());
+        tokio::spawn(async move {
+            let Some(session) = request.accept(Vec::new(), String::new()).await else { return };
+            let watcher = session.clone();
+            tokio::spawn(async move {
+                watcher.draining().await;
+                drained.fetch_add(1, Ordering::SeqCst);
+            });
+            while let Some(mut recv) = session.accept_uni().await {
+                let received = received.clone();
+                tokio::spawn(async move {
+                    while let Ok(Some(chunk)) = recv.read(65536).await {
+                        received.fetch_add(chunk.len(), Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// `close()` sends GOAWAY and DRAIN, lets the client's data in flight arrive during the grace
+/// period, and only then closes the session with the given code and reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_close_drains_then_closes_with_code() {
+    let observer =
+        Arc::new(DrainObserver { received: Arc::new(AtomicUsize::new(0)), drained: Arc::new(AtomicUsize::new(0)) });
+    let server = start_server(observer.clone(), |_| {});
+    let conn = server.connect().await;
+    let _control = send_settings(&conn, SETTINGS_WT).await;
+    let mut server_control = conn.accept_uni().await.unwrap();
+    let mut control_buf = BytesMut::new();
+    let mut first = [0u8; 1];
+    server_control.read_exact(&mut first).await.unwrap();
+    assert_eq!(read_frame(&mut server_control, &mut control_buf).await.unwrap().0, 0x04);
+
+    let (headers, _send, mut recv, mut buf) = request(&conn, &connect_headers(&server.authority(), "/", &[])).await;
+    assert_eq!(status(&headers), "200");
+    let session_id = u64::from(recv.id());
+    let closing = {
+        let server = server.server.clone();
+        tokio::spawn(async move { server.close(77, "maintenance", Duration::from_millis(1500)).await })
+    };
+    // GOAWAY names the first request stream not served: one past the CONNECT's.
+    let (kind, payload) = read_frame(&mut server_control, &mut control_buf).await.unwrap();
+    assert_eq!(kind, 0x07);
+    assert_eq!(varint::decode_slice(&payload).unwrap().0, session_id + 4);
+    // DRAIN first.
+    let (kind, payload) = read_frame(&mut recv, &mut buf).await.unwrap();
+    assert_eq!(kind, 0x00);
+    assert_eq!(varint::decode_slice(&payload).unwrap().0, 0x78ae);
+    // Data sent while draining reaches the application whole.
+    let data = vec![0xabu8; 1 << 20];
+    let mut uni = conn.open_uni().await.unwrap();
+    let mut header = BytesMut::new();
+    varint::encode(0x54, &mut header);
+    varint::encode(session_id, &mut header);
+    uni.write_all(&header).await.unwrap();
+    uni.write_all(&data).await.unwrap();
+    uni.finish().unwrap();
+    // Then the close capsule with the server's code and reason, and FIN.
+    let (kind, payload) = read_frame(&mut recv, &mut buf).await.unwrap();
+    assert_eq!(kind, 0x00);
+    let mut payload = &payload[..];
+    assert_eq!(varint::decode(&mut payload), Some(0x2843));
+    varint::decode(&mut payload).unwrap();
+    assert_eq!(&payload[..4], &77u32.to_be_bytes());
+    assert_eq!(&payload[4..], b"maintenance");
+    tokio::time::timeout(Duration::from_secs(10), closing).await.unwrap().unwrap();
+    assert_eq!(observer.received.load(Ordering::SeqCst), data.len());
+    assert_eq!(observer.drained.load(Ordering::SeqCst), 1, "the server's session saw draining");
+}

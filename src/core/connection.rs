@@ -6,6 +6,7 @@
 //! in a bounded buffer), and a CONNECT may be on any request stream.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +50,10 @@ struct Conn {
     settings: watch::Sender<Option<Arc<PeerSettings>>>,
     routes: Mutex<Routes>,
     control_seen: std::sync::atomic::AtomicBool,
+    /// One past the highest client bidirectional stream id seen: what GOAWAY announces.
+    next_request_id: AtomicU64,
+    /// Set once GOAWAY is sent: request streams at or above it are refused unprocessed.
+    goaway_id: AtomicU64,
 }
 
 fn varint_code(value: u64) -> quinn::VarInt {
@@ -262,6 +267,8 @@ pub(crate) async fn run(incoming: quinn::Incoming, server: Arc<ServerShared>) {
         settings: watch::channel(None).0,
         routes: Mutex::new(Routes::default()),
         control_seen: std::sync::atomic::AtomicBool::new(false),
+        next_request_id: AtomicU64::new(0),
+        goaway_id: AtomicU64::new(u64::MAX),
     });
     let settings = proto::server_settings(u64::from(server.config.max_sessions), server.config.max_header_bytes as u64);
     // The control stream must stay open for the connection's life: dropping it would finish it,
@@ -271,7 +278,7 @@ pub(crate) async fn run(incoming: quinn::Incoming, server: Arc<ServerShared>) {
         send.write_all(&proto::control_stream_preamble(&settings)).await.ok()?;
         Some(send)
     };
-    let Some(_control) = control.await else { return };
+    let Some(mut control) = control.await else { return };
 
     let uni_state = state.clone();
     let uni_loop = async move {
@@ -299,7 +306,25 @@ pub(crate) async fn run(incoming: quinn::Incoming, server: Arc<ServerShared>) {
             dgram_state.route_datagram(session_id, datagram.slice(prefix..));
         }
     };
-    tokio::join!(uni_loop, bidi_loop, datagram_loop);
+    // On server close: GOAWAY names the first request stream this connection will not serve,
+    // so the client knows which requests to retry elsewhere (RFC 9114 §5.2).
+    let goaway_state = state.clone();
+    let goaway = async move {
+        tokio::select! {
+            () = goaway_state.server.closing.cancelled() => {}
+            _ = goaway_state.conn.closed() => return,
+        }
+        let id = goaway_state.next_request_id.load(Ordering::SeqCst);
+        goaway_state.goaway_id.store(id, Ordering::SeqCst);
+        let mut payload = BytesMut::new();
+        varint::encode(id, &mut payload);
+        let mut frame_bytes = BytesMut::new();
+        proto::put_frame(frame::GOAWAY, &payload, &mut frame_bytes);
+        let _ = tokio::time::timeout(Duration::from_secs(1), control.write_all(&frame_bytes)).await;
+        // Keep the control stream open until the connection ends.
+        goaway_state.conn.closed().await;
+    };
+    tokio::join!(uni_loop, bidi_loop, datagram_loop, goaway);
     // Sessions end with their CONNECT streams, whose reads fail once the connection is gone.
 }
 
@@ -394,12 +419,17 @@ async fn respond_and_end(
 
 async fn handle_bidi(state: Arc<Conn>, send: quinn::SendStream, mut recv: quinn::RecvStream) {
     let id = u64::from(recv.id());
+    state.next_request_id.fetch_max(id + 4, Ordering::SeqCst);
     let Ok(Some(first)) = read_varint_exact(&mut recv).await else {
         return state.bury(id);
     };
     if first == frame::WEBTRANSPORT_STREAM {
         let Ok(Some(session_id)) = read_varint_exact(&mut recv).await else { return };
         return state.route_bidi(session_id, send, recv);
+    }
+    if id >= state.goaway_id.load(Ordering::SeqCst) {
+        state.bury(id);
+        return reject_bidi(send, recv, code::H3_REQUEST_REJECTED);
     }
     handle_request(&state, id, first, send, recv).await;
     state.bury(id);
@@ -547,6 +577,7 @@ async fn drive_session(
     let FrameReader { mut recv, buf } = reader;
     let mut parser = ConnectStreamParser::default();
     let mut initial = Some(buf);
+    let mut drain_sent = false;
     let end = loop {
         if let Some(early) = initial.take().filter(|b| !b.is_empty()) {
             match parser.push(&early) {
@@ -586,11 +617,19 @@ async fn drive_session(
                 let sent = tokio::time::timeout(Duration::from_secs(2), send.write_all(&capsule)).await;
                 if matches!(sent, Ok(Ok(()))) {
                     let _ = send.finish();
+                    // Until the capsule is acknowledged the connection must not be closed under
+                    // it, or the client sees a lost connection instead of this close.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), send.stopped()).await;
                 } else {
                     let _ = send.reset(varint_code(code::WT_SESSION_GONE));
                 }
                 let _ = recv.stop(varint_code(code::WT_SESSION_GONE));
                 break SessionEnd::Closed { code: error_code, reason };
+            }
+            () = state.server.closing.cancelled(), if !drain_sent => {
+                drain_sent = true;
+                session.draining.send_replace(true);
+                let _ = tokio::time::timeout(Duration::from_secs(1), send.write_all(&proto::drain_capsule_frame())).await;
             }
         }
     };

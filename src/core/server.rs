@@ -166,6 +166,13 @@ impl Server {
         Ok(Self { shared, endpoint, local_addr })
     }
 
+    async fn wait_for_sessions(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.shared.session_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// The bound address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -176,23 +183,23 @@ impl Server {
         self.shared.session_count()
     }
 
-    /// Stops accepting, closes every session with `code` and `reason`, gives them `grace` to
-    /// flush, then closes the endpoint and waits for every task. Idempotent: later calls wait
-    /// for the same end.
+    /// Drains and stops: refuses new connections, sends GOAWAY on every connection and
+    /// DRAIN_WEBTRANSPORT_SESSION on every session, lets sessions end by themselves for up to
+    /// `grace`, closes the rest with `code` and `reason`, then closes the endpoint and waits for
+    /// every task. Idempotent: later calls wait for the same end.
     pub async fn close(&self, code: u32, reason: &str, grace: Duration) {
         if !self.shared.closed.swap(true, Ordering::SeqCst) {
             *self.shared.close_with.lock().unwrap_or_else(|p| p.into_inner()) = (code, reason.to_string());
             self.endpoint.set_server_config(None);
             self.shared.closing.cancel();
+            self.wait_for_sessions(grace).await;
             let sessions: Vec<_> =
                 self.shared.sessions.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
             for session in sessions {
                 (Session { shared: session }).close(code, reason);
             }
-            let deadline = tokio::time::Instant::now() + grace;
-            while self.shared.session_count() > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            // Each close waits (bounded) for its capsule to be acknowledged.
+            self.wait_for_sessions(Duration::from_secs(3)).await;
             self.endpoint.close(quinn::VarInt::from_u32(super::proto::code::H3_NO_ERROR as u32), b"server closed");
             self.shared.tracker.close();
         }
