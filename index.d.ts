@@ -110,14 +110,20 @@ export interface ServerOptions {
   callbackTimeout?: number
   /** Sessions open at once; more get 429. Default 10000. */
   maxSessions?: number
-  /** Concurrent incoming streams per connection, for each direction. Default 100. */
-  maxIncomingStreams?: number
+  /** Concurrent client-opened streams per connection: one number for both directions, or each. Default 100. */
+  maxIncomingStreams?: number | { bidi?: number; uni?: number }
   /** Milliseconds without traffic before a connection is dropped. Default 30000. */
   idleTimeout?: number
   /** Milliseconds between keep-alive pings; 0 (default) sends none. */
   keepAliveInterval?: number
-  /** Received datagrams queued per session before the oldest are dropped. Default 1024. */
-  datagramQueue?: number
+  /**
+   * Datagram queues. `incomingHighWaterMark`: received datagrams queued per session before the
+   * oldest is dropped (counted in stats as droppedIncoming). `outgoingHighWaterMark`: datagrams
+   * (of up to 1500 bytes) QUIC holds for sending before it drops the oldest. Default 1024 each.
+   */
+  datagrams?: { incomingHighWaterMark?: number; outgoingHighWaterMark?: number }
+  /** Congestion controller. Default 'cubic'. */
+  congestionControl?: 'cubic' | 'bbr' | 'newreno'
   /** Milliseconds `close()` lets sessions finish before the connections are closed. Default 2000. */
   closeGrace?: number
 }
@@ -151,6 +157,10 @@ export interface DatagramDuplexStream {
 export interface SessionStats {
   /** Smoothed round-trip time, milliseconds. */
   rtt: number
+  /** Smallest round-trip time seen, milliseconds. */
+  minRtt: number
+  /** Congestion window, bytes. */
+  congestionWindow: number
   bytesSent: number
   bytesReceived: number
   packetsSent: number

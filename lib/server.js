@@ -49,6 +49,39 @@ function requestFrom(fields) {
   }
 }
 
+function incomingStreamsOption(options) {
+  const value = options.maxIncomingStreams
+  const range = { min: 0, max: 1_000_000, fallback: undefined }
+  if (value !== null && typeof value === 'object') {
+    return {
+      maxIncomingBidiStreams: integerOption(value, 'bidi', range),
+      maxIncomingUniStreams: integerOption(value, 'uni', range),
+    }
+  }
+  const both = integerOption(options, 'maxIncomingStreams', range)
+  return { maxIncomingBidiStreams: both, maxIncomingUniStreams: both }
+}
+
+function datagramsOption(options) {
+  const value = options.datagrams
+  if (value === undefined) return {}
+  if (value === null || typeof value !== 'object') throw invalidOption('datagrams must be { incomingHighWaterMark, outgoingHighWaterMark }')
+  const range = { min: 1, max: 1_000_000, fallback: undefined }
+  return {
+    datagramQueue: integerOption(value, 'incomingHighWaterMark', range),
+    outgoingDatagramQueue: integerOption(value, 'outgoingHighWaterMark', range),
+  }
+}
+
+const CONGESTION = ['cubic', 'bbr', 'newreno']
+
+function congestionOption(options) {
+  const value = options.congestionControl
+  if (value === undefined) return undefined
+  if (!CONGESTION.includes(value)) throw invalidOption(`congestionControl must be one of ${CONGESTION.join(', ')}`)
+  return value
+}
+
 function protocolsOption(options) {
   const value = options.protocols
   if (value === undefined) return []
@@ -152,14 +185,14 @@ class Server extends EventEmitter {
       key,
       customOriginCheck: this.#checkOrigin !== undefined,
       maxSessions: integerOption(options, 'maxSessions', { min: 1, max: 1_000_000, fallback: undefined }),
-      maxIncomingBidiStreams: integerOption(options, 'maxIncomingStreams', { min: 0, max: 1_000_000, fallback: undefined }),
-      maxIncomingUniStreams: integerOption(options, 'maxIncomingStreams', { min: 0, max: 1_000_000, fallback: undefined }),
+      ...incomingStreamsOption(options),
       idleTimeout: integerOption(options, 'idleTimeout', { min: 1, max: 600_000, fallback: undefined }),
       keepAliveInterval: integerOption(options, 'keepAliveInterval', { min: 0, max: 600_000, fallback: undefined }),
       // The native side refuses a request itself if JS never answers: a backstop a little after
       // the JS deadline, so a stuck event loop cannot hold clients forever.
       decisionTimeout: this.#callbackTimeout + 5_000,
-      datagramQueue: integerOption(options, 'datagramQueue', { min: 1, max: 1_000_000, fallback: undefined }),
+      ...datagramsOption(options),
+      congestionControl: congestionOption(options),
     }
     let bindError = null
     try {

@@ -122,6 +122,8 @@ class WebTransportSession {
     const s = this.#native.stats()
     return {
       rtt: s.rtt,
+      minRtt: s.minRtt,
+      congestionWindow: s.congestionWindow,
       bytesSent: s.bytesSent,
       bytesReceived: s.bytesReceived,
       packetsSent: s.packetsSent,

@@ -16,10 +16,11 @@ const server = new Server({
   protocols: ['chat-v2', 'chat-v1'],
   onRequest: (request) => (request.path === '/chat' ? { headers: { 'x-room': 'lobby' }, protocol: 'chat-v2' } : 404),
   maxSessions: 100,
-  maxIncomingStreams: 50,
+  maxIncomingStreams: { bidi: 50, uni: 10 },
+  congestionControl: 'bbr',
   idleTimeout: 10_000,
   keepAliveInterval: 0,
-  datagramQueue: 256,
+  datagrams: { incomingHighWaterMark: 256, outgoingHighWaterMark: 64 },
 })
 
 server.on('session', async (session: WebTransportSession) => {
@@ -68,6 +69,8 @@ new Server({ cert, key, port: '4433' })
 new Server({ cert, key, checkOrigin: () => 'yes' })
 // @ts-expect-error onRequest answers with a status, not a string
 new Server({ cert, key, onRequest: () => 'ok' })
+// @ts-expect-error only the three congestion controllers exist
+new Server({ cert, key, congestionControl: 'vegas' })
 // @ts-expect-error unknown events are refused
 server.on('connection', () => {})
 // @ts-expect-error closeCode is a number

@@ -31,6 +31,9 @@ pub struct NativeServerOptions {
     /// callback timeout).
     pub decision_timeout: Option<u32>,
     pub datagram_queue: Option<u32>,
+    pub outgoing_datagram_queue: Option<u32>,
+    /// 'cubic' | 'bbr' | 'newreno'.
+    pub congestion_control: Option<String>,
 }
 
 type RequestCallback = ThreadsafeFunction<NativeRequest, (), NativeRequest, Status, false>;
@@ -109,6 +112,12 @@ impl NativeServer {
         }
         if let Some(v) = options.datagram_queue {
             config.datagram_queue = v.max(1) as usize;
+        }
+        if let Some(v) = options.outgoing_datagram_queue {
+            config.outgoing_datagram_queue = v.max(1) as usize;
+        }
+        if let Some(name) = options.congestion_control.as_deref() {
+            config.congestion_control = name.parse().map_err(to_js)?;
         }
         let handler = Arc::new(JsRequestHandler { callback: Mutex::new(Some(Arc::new(on_request))) });
         let core_handler: Arc<dyn RequestHandler> = handler.clone();

@@ -21,6 +21,10 @@ pub struct SessionEndInfo {
 pub struct NativeStats {
     /// Milliseconds.
     pub rtt: f64,
+    /// Milliseconds.
+    pub min_rtt: f64,
+    /// Bytes in flight allowed by congestion control.
+    pub congestion_window: f64,
     pub bytes_sent: f64,
     pub bytes_received: f64,
     pub packets_sent: f64,
@@ -125,7 +129,9 @@ impl NativeSession {
         let stats = self.session.connection_stats();
         let (sent, received, dropped) = self.session.datagram_counters();
         NativeStats {
-            rtt: self.session.rtt().as_secs_f64() * 1000.0,
+            rtt: stats.path.rtt.as_secs_f64() * 1000.0,
+            min_rtt: stats.path.min_rtt.as_secs_f64() * 1000.0,
+            congestion_window: stats.path.cwnd as f64,
             bytes_sent: stats.udp_tx.bytes as f64,
             bytes_received: stats.udp_rx.bytes as f64,
             packets_sent: stats.path.sent_packets as f64,

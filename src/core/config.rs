@@ -16,6 +16,29 @@ pub enum OriginPolicy {
     Application,
 }
 
+/// The congestion controller QUIC uses for every connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CongestionControl {
+    Cubic,
+    Bbr,
+    NewReno,
+}
+
+impl std::str::FromStr for CongestionControl {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cubic" => Ok(Self::Cubic),
+            "bbr" => Ok(Self::Bbr),
+            "newreno" => Ok(Self::NewReno),
+            other => Err(Error::new(
+                ErrorCode::InvalidOption,
+                format!("congestionControl must be 'cubic', 'bbr' or 'newreno', got {other:?}"),
+            )),
+        }
+    }
+}
+
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -37,6 +60,9 @@ pub struct ServerConfig {
     pub settings_timeout: Duration,
     /// Received datagrams queued per session before the oldest are dropped.
     pub datagram_queue: usize,
+    /// Datagrams QUIC may hold for sending (counted at 1500 bytes each) before it drops the oldest.
+    pub outgoing_datagram_queue: usize,
+    pub congestion_control: CongestionControl,
     /// Largest request header section (encoded) accepted.
     pub max_header_bytes: usize,
 }
@@ -57,6 +83,8 @@ impl ServerConfig {
             decision_timeout: Duration::from_secs(10),
             settings_timeout: Duration::from_secs(5),
             datagram_queue: 1024,
+            outgoing_datagram_queue: 1024,
+            congestion_control: CongestionControl::Cubic,
             max_header_bytes: 16 * 1024,
         }
     }
@@ -77,7 +105,18 @@ impl ServerConfig {
         transport.keep_alive_interval(self.keep_alive_interval);
         // Advertising max_datagram_frame_size is what lets browsers send datagrams at all.
         transport.datagram_receive_buffer_size(Some(4 * 1024 * 1024));
-        transport.datagram_send_buffer_size(4 * 1024 * 1024);
+        transport.datagram_send_buffer_size(self.outgoing_datagram_queue.max(1).saturating_mul(1500));
+        match self.congestion_control {
+            CongestionControl::Cubic => {
+                transport.congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default()))
+            }
+            CongestionControl::Bbr => {
+                transport.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()))
+            }
+            CongestionControl::NewReno => {
+                transport.congestion_controller_factory(Arc::new(quinn::congestion::NewRenoConfig::default()))
+            }
+        };
         transport.stream_receive_window((2u32 * 1024 * 1024).into());
         transport.receive_window((16u32 * 1024 * 1024).into());
         transport.send_window(16 * 1024 * 1024);

@@ -605,6 +605,13 @@ async fn drive_session(
                     let _ = send.finish();
                     break SessionEnd::Closed { code: 0, reason: String::new() };
                 }
+                // A peer that closes its whole connection with H3_NO_ERROR closed cleanly, if
+                // without a capsule: the same as a FIN.
+                Err(quinn::ReadError::ConnectionLost(quinn::ConnectionError::ApplicationClosed(close)))
+                    if close.error_code.into_inner() == code::H3_NO_ERROR =>
+                {
+                    break SessionEnd::Closed { code: 0, reason: String::new() };
+                }
                 Err(e) => {
                     let _ = send.reset(varint_code(code::WT_SESSION_GONE));
                     break SessionEnd::Aborted { message: format!("the session's CONNECT stream failed: {e}") };

@@ -19,7 +19,7 @@ pub mod stream;
 pub mod tls;
 pub mod varint;
 
-pub use config::{OriginPolicy, ServerConfig};
+pub use config::{CongestionControl, OriginPolicy, ServerConfig};
 pub use error::{Error, ErrorCode};
 pub use request::RequestInfo;
 pub use server::{Decision, IncomingRequest, RequestHandler, Server};

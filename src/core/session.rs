@@ -290,10 +290,15 @@ impl Session {
         }
     }
 
-    /// Resolves when the peer or the server starts draining the session.
+    /// Resolves when the peer or the server starts draining the session, or when it ends (as
+    /// the W3C API resolves `draining` on cleanup). Never pending past the session's end: a
+    /// pending call would keep Node's event loop alive.
     pub async fn draining(&self) {
         let mut rx = self.shared.draining.subscribe();
-        let _ = rx.wait_for(|d| *d).await;
+        tokio::select! {
+            _ = rx.wait_for(|d| *d) => {}
+            () = self.shared.gone.cancelled() => {}
+        }
     }
 
     /// How the session ended, if it has.

@@ -1,0 +1,144 @@
+// Transport-level cases a browser cannot produce, driven by an aioquic (Python) client:
+// - stream4: a GET / on stream 0 (404), then the WebTransport CONNECT on stream 4 (200),
+//   then bidi, uni and datagram echo on session 4;
+// - late-settings: the client's HTTP/3 SETTINGS arrive 300 ms after its CONNECT;
+// - no-webtransport: a client whose SETTINGS lack WebTransport/H3_DATAGRAM is refused
+//   with a 4xx, and the connection still serves a GET / afterwards.
+// Needs python3 with aioquic: python3 -m pip install -r __test__/clients/requirements.txt
+// (set PYTHON to use another interpreter; .ci/run installs it). Without aioquic every test fails
+// with the install hint: a missing client is not a pass.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtemp, writeFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startEchoServer } from './support/echo-server.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const CLIENT = join(here, 'clients', 'aioquic_client.py')
+const PYTHON = process.env.PYTHON || 'python3'
+const RUN_TIMEOUT_MS = 25_000 // the client bounds itself at 15 s (+3 s watchdog)
+
+function execPython(args, timeout) {
+  return new Promise((resolve) => {
+    execFile(PYTHON, args, { timeout, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve({ error, code: error ? error.code : 0, stdout: String(stdout), stderr: String(stderr) })
+    })
+  })
+}
+
+const probe = await execPython(['-c', 'import aioquic; print(aioquic.__version__)'], 10_000)
+const aioquicMissing = probe.error
+  ? `${PYTHON} cannot import aioquic (pip install -r __test__/clients/requirements.txt): ${probe.stderr.trim().split('\n').pop()}`
+  : false
+
+let echo
+let tmp
+let certPath
+
+before(async () => {
+  echo = await startEchoServer()
+  tmp = await mkdtemp(join(tmpdir(), 'wt-aioquic-'))
+  certPath = join(tmp, 'cert.pem')
+  await writeFile(certPath, echo.certificate.cert)
+})
+
+after(async () => {
+  if (echo) await echo.close()
+  if (tmp) await rm(tmp, { recursive: true, force: true })
+})
+
+async function runScenario(scenario) {
+  if (aioquicMissing) assert.fail(aioquicMissing)
+  const args = [CLIENT, '--port', String(echo.port), '--cert-pem', certPath, '--cert-hash', echo.hashHex, scenario]
+  const { error, code, stdout, stderr } = await execPython(args, RUN_TIMEOUT_MS)
+  const last = stdout.trim().split('\n').pop() || ''
+  let result
+  try {
+    result = JSON.parse(last)
+  } catch {
+    assert.fail(`${scenario}: no JSON on the client's last line (exit ${code}, ${error?.killed ? 'killed by timeout' : 'not killed'})\nstdout: ${stdout}\nstderr: ${stderr}`)
+  }
+  const context = `${scenario} (exit ${code}): ${JSON.stringify(result.errors)}\n${last}\nstderr: ${stderr.slice(-2000)}`
+  return { result, code, context }
+}
+
+function assertPinned(result, context) {
+  assert.equal(result.handshake?.alpn, 'h3', context)
+  assert.equal(result.handshake.certificate.presented, echo.hashHex, context)
+  assert.equal(result.handshake.certificate.verified, true, context)
+}
+
+function assertBidiEcho(result, context) {
+  const { bidi } = result
+  assert.ok(bidi, context)
+  assert.equal(bidi.echoed.length, bidi.sent.length, context)
+  assert.equal(bidi.echoed.sha256, bidi.sent.sha256, context)
+  assert.equal(bidi.equal, true, context)
+  assert.equal(bidi.finReceived, true, context)
+  assert.equal(bidi.resetCode, null, context)
+}
+
+function assertDatagramEcho(result, sessionId, context) {
+  const d = result.datagrams
+  assert.ok(d, context)
+  assert.equal(d.sent, 20, context)
+  assert.ok(d.intact >= 10, `only ${d.intact}/20 datagrams came back intact: ${context}`)
+  assert.equal(d.allIntact, true, context)
+  assert.equal(d.allTaggedForSession, true, context)
+  assert.deepEqual(d.sessionIdsTagged, [sessionId], context)
+}
+
+test('CONNECT on stream 4 after a GET on stream 0: 404, then 200 and bidi/uni/datagram echo', async () => {
+  const { result, code, context } = await runScenario('stream4')
+  assertPinned(result, context)
+  assert.equal(result.get.streamId, 0, context)
+  assert.equal(result.get.status, 404, context)
+  assert.equal(result.connect.streamId, 4, context)
+  assert.equal(result.connect.status, 200, context)
+  assertBidiEcho(result, context)
+  assert.equal(result.uni.equal, true, context)
+  assert.equal(result.uni.echoed.sha256, result.uni.sent.sha256, context)
+  assert.equal(result.uni.echoSessionId, 4, context)
+  assert.equal(result.uni.echoStreamId % 4, 3, `echo must come on a server-opened uni stream: ${context}`)
+  assert.equal(result.uni.finReceived, true, context)
+  assertDatagramEcho(result, 4, context)
+  assert.equal(result.connectionTerminated, null, context)
+  assert.deepEqual(result.errors, [], context)
+  assert.equal(result.ok, true, context)
+  assert.equal(code, 0, context)
+})
+
+test('SETTINGS arriving 300 ms after the CONNECT: accepted, echo works', async () => {
+  const { result, code, context } = await runScenario('late-settings')
+  assertPinned(result, context)
+  assert.ok(result.settings.delayMs >= 290, context)
+  assert.equal(result.connect.status, 200, context)
+  // draft-ietf-webtrans-http3-02 §3.1: servers must not process a WebTransport request
+  // before the client's SETTINGS, so the 200 cannot come before they were sent.
+  assert.equal(result.settings.responseBeforeSettings, false, context)
+  assert.ok(result.connect.responseAtMs >= result.settings.settingsSentAtMs, context)
+  assertBidiEcho(result, context)
+  assertDatagramEcho(result, result.connect.streamId, context)
+  assert.equal(result.connectionTerminated, null, context)
+  assert.deepEqual(result.errors, [], context)
+  assert.equal(code, 0, context)
+})
+
+test('client without WebTransport settings: CONNECT refused with a 4xx, then GET / still 404', async () => {
+  const sessionsBefore = echo.sessions.length
+  const { result, code, context } = await runScenario('no-webtransport')
+  assertPinned(result, context)
+  assert.equal(result.localSettings.ENABLE_WEBTRANSPORT, undefined, context)
+  assert.equal(result.localSettings.H3_DATAGRAM, undefined, context)
+  const status = result.connect.status
+  assert.ok(status >= 400 && status < 500, `expected a 4xx refusal, got ${status}: ${context}`)
+  assert.equal(result.refused, true, context)
+  assert.equal(result.getAfter.status, 404, context)
+  assert.equal(result.connectionTerminated, null, context)
+  assert.equal(echo.sessions.length, sessionsBefore, `a refused CONNECT must not emit 'session': ${context}`)
+  assert.deepEqual(result.errors, [], context)
+  assert.equal(code, 0, context)
+})
