@@ -49,6 +49,8 @@ export interface WebTransportErrorOptions {
  */
 export class WebTransportError extends Error {
   constructor(message?: string, options?: WebTransportErrorOptions)
+  /** Chromium's form: the options first, with an optional message. */
+  constructor(options: WebTransportErrorOptions & { message?: string })
   readonly name: 'WebTransportError'
   readonly source: 'stream' | 'session'
   /** The peer's application code, or null when none was carried. */

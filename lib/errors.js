@@ -5,8 +5,15 @@
 
 /** W3C WebTransportError: a session or stream failure, with the peer's application code. */
 class WebTransportError extends Error {
+  // Both the W3C form (message, init) and Chromium's (init with an optional message) are taken,
+  // so the same code runs in either place.
   constructor(message = '', init = {}) {
-    super(message)
+    if (message !== null && typeof message === 'object') {
+      init = message
+      message = typeof init.message === 'string' ? init.message : ''
+    }
+    init = init ?? {}
+    super(String(message))
     this.name = 'WebTransportError'
     this.source = init.source === 'session' ? 'session' : 'stream'
     this.streamErrorCode = Number.isInteger(init.streamErrorCode) ? init.streamErrorCode : null

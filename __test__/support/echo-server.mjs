@@ -2,24 +2,32 @@
 // - an incoming bidi stream is echoed back on itself, then finished;
 // - an incoming uni stream is read whole, then sent back on a server-opened uni stream;
 // - every datagram is sent back as it came.
-// A bidi stream whose first bytes are a command line ("open-bidi\n", "open-uni\n", "close <code> <reason>\n")
-// makes the server act instead of echoing, so clients can test server-initiated behaviour.
-import { Server, generateCertificate } from '../../index.js'
+// A bidi stream whose first bytes are a command line makes the server act instead of echoing, so
+// clients can test server-initiated behaviour:
+//   "open-bidi\n" / "open-uni\n"    the server opens a stream carrying 'server bidi' / 'server uni'
+//   "close <code> <reason>\n"         the server closes the session with that code and reason
+//   "reset <code>\n"                  the server aborts its side of this stream (RESET_STREAM, code)
+//   "stop <code>\n"                   the server cancels reading this stream (STOP_SENDING, code)
+// Stream errors the server sees (a peer's RESET_STREAM on read, STOP_SENDING on write) are recorded
+// in `streamErrors` as { kind: 'read' | 'write', streamErrorCode, source, code }.
+import { Server, generateCertificate, WebTransportError } from '../../index.js'
 
 export async function startEchoServer(options = {}) {
   const certificate = generateCertificate({ hostnames: ['localhost', '127.0.0.1', '::1'], days: 10 })
   const server = new Server({ port: 0, host: '127.0.0.1', cert: certificate.cert, key: certificate.key, ...options })
   const sessions = []
+  const streamErrors = []
   server.on('session', (session) => {
     sessions.push(session)
     session.closed.catch(() => {})
-    serveSession(session).catch(() => {})
+    serveSession(session, streamErrors).catch(() => {})
   })
   await server.ready
   const { port } = server.address()
   return {
     server,
     sessions,
+    streamErrors,
     port,
     certificate,
     hashHex: Buffer.from(certificate.hash.value).toString('hex'),
@@ -28,14 +36,14 @@ export async function startEchoServer(options = {}) {
   }
 }
 
-async function serveSession(session) {
+async function serveSession(session, streamErrors) {
   void echoDatagrams(session)
   void echoUni(session)
   const reader = session.incomingBidirectionalStreams.getReader()
   for (;;) {
     const { value, done } = await reader.read()
     if (done) return
-    void handleBidi(session, value).catch(() => {})
+    void handleBidi(session, value, streamErrors).catch(() => {})
   }
 }
 
@@ -68,10 +76,20 @@ async function echoUni(session) {
   } catch {}
 }
 
-async function handleBidi(session, stream) {
+function record(streamErrors, kind, error) {
+  streamErrors.push({ kind, streamErrorCode: error?.streamErrorCode ?? null, source: error?.source, code: error?.code })
+}
+
+async function handleBidi(session, stream, streamErrors) {
   const reader = stream.readable.getReader()
   const writer = stream.writable.getWriter()
-  const first = await reader.read()
+  let first
+  try {
+    first = await reader.read()
+  } catch (error) {
+    record(streamErrors, 'read', error)
+    return
+  }
   if (first.done) {
     await writer.close()
     return
@@ -98,11 +116,38 @@ async function handleBidi(session, stream) {
     session.close({ closeCode: Number(close[1]), reason: close[2] })
     return
   }
-  await writer.write(first.value)
+  const reset = /^reset (\d+)\n/.exec(head)
+  if (reset) {
+    await writer.abort(new WebTransportError('reset by the test server', { streamErrorCode: Number(reset[1]) }))
+    return
+  }
+  const stop = /^stop (\d+)\n/.exec(head)
+  if (stop) {
+    await reader.cancel(new WebTransportError('stopped by the test server', { streamErrorCode: Number(stop[1]) }))
+    return
+  }
+  try {
+    await writer.write(first.value)
+  } catch (error) {
+    record(streamErrors, 'write', error)
+    return
+  }
   for (;;) {
-    const { value, done } = await reader.read()
-    if (done) break
-    await writer.write(value)
+    let next
+    try {
+      next = await reader.read()
+    } catch (error) {
+      record(streamErrors, 'read', error)
+      writer.abort().catch(() => {})
+      return
+    }
+    if (next.done) break
+    try {
+      await writer.write(next.value)
+    } catch (error) {
+      record(streamErrors, 'write', error)
+      return
+    }
   }
   await writer.close()
 }
