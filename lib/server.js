@@ -1,6 +1,7 @@
 'use strict'
 
 const { EventEmitter } = require('node:events')
+const { isIP } = require('node:net')
 const native = require('./native')
 const { fromNative, invalidOption, callbackError } = require('./errors')
 const { WebTransportSession } = require('./session')
@@ -27,7 +28,9 @@ function hostOption(options) {
   const host = options.host === undefined ? '::' : options.host
   if (typeof host !== 'string') throw invalidOption('host must be a string')
   // The native side binds IP addresses only; the one name everyone uses is mapped here.
-  return host === 'localhost' ? '127.0.0.1' : host
+  if (host === 'localhost') return '127.0.0.1'
+  if (!isIP(host.replace(/^\[(.*)\]$/, '$1'))) throw invalidOption(`host must be an IP address or 'localhost', got ${JSON.stringify(host)}`)
+  return host
 }
 
 /** Turns the native request fields into the `request` object given to callbacks and sessions. */

@@ -15,7 +15,7 @@ const steps = [
   ['typings (tsc --noEmit)', process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '__test__/types']],
   ['addon build (release)', process.execPath, [path.join(root, 'scripts', 'build.js')]],
   ['wt-client build (release)', 'cargo', ['build', '--release', '-p', 'wt-client', '--locked']],
-  ['node --test', process.execPath, ['--test', '--test-concurrency=1', '__test__/']],
+  ['node --test', process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', '__test__/']],
 ]
 
 const only = process.argv.slice(2)

@@ -614,7 +614,11 @@ async fn drive_session(
                 }
                 Err(e) => {
                     let _ = send.reset(varint_code(code::WT_SESSION_GONE));
-                    break SessionEnd::Aborted { message: format!("the session's CONNECT stream failed: {e}") };
+                    let detail = match e {
+                        quinn::ReadError::ConnectionLost(lost) => format!("connection lost: {lost}"),
+                        other => other.to_string(),
+                    };
+                    break SessionEnd::Aborted { message: format!("the session ended without a close: {detail}") };
                 }
             },
             request = &mut close_rx => {

@@ -1,0 +1,758 @@
+//! `wt-client`: an independent WebTransport test client built on the `wtransport` crate.
+//!
+//! It shares no code with the server under test. It pins the server certificate by its SHA-256
+//! hash (never disabling validation), runs one scenario against the echo server in
+//! `__test__/support/echo-server.mjs`, and prints exactly one JSON object as its last stdout line:
+//! `{"ok":true,...}` (exit 0) or `{"ok":false,"error":"...",...}` (exit 1).
+//!
+//! Usage:
+//!   wt-client --url https://127.0.0.1:PORT/echo --cert-hash <sha256 hex> [--timeout-ms N]
+//!             [--origin VALUE] [--header NAME=VALUE]... <scenario> [args]
+//!
+//! Scenarios: bidi-echo [bytes], uni-echo [bytes], server-streams, datagrams [count], bulk [bytes],
+//! client-close <code> <reason...>, server-close <code> <reason...>, expect-refused.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wtransport::config::IpBindConfig;
+use wtransport::endpoint::endpoint_side::Client;
+use wtransport::endpoint::ConnectOptions;
+use wtransport::error::{ConnectingError, ConnectionError};
+use wtransport::tls::Sha256Digest;
+use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream, VarInt};
+
+const USAGE: &str = "usage: wt-client --url https://HOST:PORT/PATH --cert-hash <sha256 hex> \
+[--timeout-ms N] [--origin VALUE] [--header NAME=VALUE]... <scenario> [args]\n\
+scenarios: bidi-echo [bytes] | uni-echo [bytes] | server-streams | datagrams [count] | bulk [bytes] | \
+client-close <code> <reason> | server-close <code> <reason> | expect-refused";
+
+/// HTTP/3 H3_NO_ERROR, used to tear the connection down after a scenario.
+const H3_NO_ERROR: u32 = 0x100;
+
+// ---------------------------------------------------------------------------------------------
+// Minimal JSON output (no serde: keeps the CI build lean).
+
+#[derive(Clone, Debug)]
+enum J {
+    Bool(bool),
+    Num(u64),
+    Float(f64),
+    Str(String),
+    Null,
+    Arr(Vec<J>),
+}
+
+impl From<bool> for J {
+    fn from(v: bool) -> Self {
+        J::Bool(v)
+    }
+}
+impl From<u64> for J {
+    fn from(v: u64) -> Self {
+        J::Num(v)
+    }
+}
+impl From<usize> for J {
+    fn from(v: usize) -> Self {
+        J::Num(v as u64)
+    }
+}
+impl From<u32> for J {
+    fn from(v: u32) -> Self {
+        J::Num(v as u64)
+    }
+}
+impl From<f64> for J {
+    fn from(v: f64) -> Self {
+        J::Float(v)
+    }
+}
+impl From<&str> for J {
+    fn from(v: &str) -> Self {
+        J::Str(v.to_string())
+    }
+}
+impl From<String> for J {
+    fn from(v: String) -> Self {
+        J::Str(v)
+    }
+}
+impl<T: Into<J>> From<Option<T>> for J {
+    fn from(v: Option<T>) -> Self {
+        v.map(Into::into).unwrap_or(J::Null)
+    }
+}
+
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_val(out: &mut String, v: &J) {
+    match v {
+        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        J::Num(n) => out.push_str(&n.to_string()),
+        J::Float(f) if f.is_finite() => out.push_str(&format!("{f:.3}")),
+        J::Float(_) | J::Null => out.push_str("null"),
+        J::Str(s) => json_str(out, s),
+        J::Arr(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_val(out, item);
+            }
+            out.push(']');
+        }
+    }
+}
+
+/// The result of one run: `ok` plus ordered fields; `error` is required when not ok.
+struct Report {
+    ok: bool,
+    fields: Vec<(&'static str, J)>,
+}
+
+impl Report {
+    fn ok() -> Self {
+        Report { ok: true, fields: Vec::new() }
+    }
+    fn fail(error: impl Into<String>) -> Self {
+        Report { ok: false, fields: vec![("error", J::Str(error.into()))] }
+    }
+    fn with(mut self, key: &'static str, v: impl Into<J>) -> Self {
+        self.set(key, v);
+        self
+    }
+    fn set(&mut self, key: &'static str, v: impl Into<J>) {
+        let v = v.into();
+        match self.fields.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = v,
+            None => self.fields.push((key, v)),
+        }
+    }
+    /// Turns the report into a failure unless `cond` holds.
+    fn require(mut self, cond: bool, error: impl FnOnce() -> String) -> Self {
+        if self.ok && !cond {
+            self.ok = false;
+            self.set("error", error());
+        }
+        self
+    }
+    fn to_json(&self) -> String {
+        let mut out = String::from("{\"ok\":");
+        out.push_str(if self.ok { "true" } else { "false" });
+        for (k, v) in &self.fields {
+            out.push(',');
+            json_str(&mut out, k);
+            out.push(':');
+            json_val(&mut out, v);
+        }
+        out.push('}');
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments.
+
+struct Args {
+    url: String,
+    cert_hash: [u8; 32],
+    timeout: Duration,
+    headers: Vec<(String, String)>,
+    scenario: String,
+    rest: Vec<String>,
+}
+
+fn parse_hex_hash(s: &str) -> Result<[u8; 32], String> {
+    let clean: String = s.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
+    if clean.len() != 64 {
+        return Err(format!("--cert-hash must be 32 bytes of hex (64 digits), got {} digits", clean.len()));
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte =
+            u8::from_str_radix(&clean[2 * i..2 * i + 2], 16).map_err(|_| format!("--cert-hash is not hex: {s:?}"))?;
+    }
+    Ok(out)
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut url = None;
+    let mut cert_hash = None;
+    let mut timeout = Duration::from_millis(20_000);
+    let mut headers = Vec::new();
+    let mut positional = Vec::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            "--url" => url = Some(value("--url")?),
+            "--cert-hash" => cert_hash = Some(parse_hex_hash(&value("--cert-hash")?)?),
+            "--timeout-ms" => {
+                let v = value("--timeout-ms")?;
+                let ms: u64 = v.parse().map_err(|_| format!("bad --timeout-ms {v:?}"))?;
+                timeout = Duration::from_millis(ms.max(1));
+            }
+            "--origin" => headers.push(("origin".to_string(), value("--origin")?)),
+            "--header" => {
+                let v = value("--header")?;
+                let (k, val) = v
+                    .split_once('=')
+                    .or_else(|| v.split_once(':'))
+                    .ok_or_else(|| format!("--header wants NAME=VALUE, got {v:?}"))?;
+                headers.push((k.trim().to_ascii_lowercase(), val.trim().to_string()));
+            }
+            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
+            _ => positional.push(arg),
+        }
+    }
+    let url = url.ok_or_else(|| format!("--url is required\n{USAGE}"))?;
+    let cert_hash = cert_hash.ok_or_else(|| format!("--cert-hash is required\n{USAGE}"))?;
+    if positional.is_empty() {
+        return Err(format!("no scenario given\n{USAGE}"));
+    }
+    let scenario = positional.remove(0);
+    Ok(Args { url, cert_hash, timeout, headers, scenario, rest: positional })
+}
+
+fn num_arg(rest: &[String], idx: usize, default: u64, what: &str) -> Result<u64, String> {
+    match rest.get(idx) {
+        None => Ok(default),
+        Some(s) => s.parse().map_err(|_| format!("bad {what} {s:?}")),
+    }
+}
+
+/// `<code> <reason...>` for the close scenarios; the reason is the remaining args joined by spaces.
+fn close_args(rest: &[String]) -> Result<(u32, String), String> {
+    let code = rest.first().ok_or("missing <code>")?;
+    let code: u32 = code.parse().map_err(|_| format!("bad close code {code:?} (0..=4294967295)"))?;
+    Ok((code, rest[1..].join(" ")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection helpers.
+
+/// Whether the URL's host is an IPv6 literal (`https://[::1]:443/...`), to pick the bind family.
+fn url_host_is_v6(url: &str) -> bool {
+    let after = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    if let Some(r) = after.strip_prefix('[') {
+        return r.split(']').next().and_then(|h| h.parse::<IpAddr>().ok()).is_some();
+    }
+    false
+}
+
+fn make_endpoint(args: &Args) -> Result<Endpoint<Client>, String> {
+    let bind = if url_host_is_v6(&args.url) { IpBindConfig::InAddrAnyV6 } else { IpBindConfig::InAddrAnyV4 };
+    let config = ClientConfig::builder()
+        .with_bind_config(bind)
+        .with_server_certificate_hashes([Sha256Digest::new(args.cert_hash)])
+        .max_idle_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| format!("idle timeout: {e}"))?
+        .keep_alive_interval(Some(Duration::from_secs(2)))
+        .build();
+    Endpoint::client(config).map_err(|e| format!("cannot create client endpoint: {e}"))
+}
+
+fn connect_options(args: &Args) -> ConnectOptions {
+    let mut builder = ConnectOptions::builder(&args.url);
+    for (k, v) in &args.headers {
+        builder = builder.add_header(k, v);
+    }
+    builder.build()
+}
+
+fn conn_error_kind(e: &ConnectionError) -> &'static str {
+    match e {
+        ConnectionError::ConnectionClosed(_) => "ConnectionClosed",
+        ConnectionError::ApplicationClosed(_) => "ApplicationClosed",
+        ConnectionError::LocallyClosed => "LocallyClosed",
+        ConnectionError::LocalH3Error(_) => "LocalH3Error",
+        ConnectionError::TimedOut => "TimedOut",
+        ConnectionError::QuicProto(_) => "QuicProto",
+        ConnectionError::CidsExhausted => "CidsExhausted",
+    }
+}
+
+fn connecting_error_kind(e: &ConnectingError) -> &'static str {
+    match e {
+        ConnectingError::InvalidUrl(_) => "InvalidUrl",
+        ConnectingError::DnsLookup(_) => "DnsLookup",
+        ConnectingError::DnsNotFound => "DnsNotFound",
+        ConnectingError::ConnectionError(_) => "ConnectionError",
+        ConnectingError::SessionRejected => "SessionRejected",
+        ConnectingError::ReservedHeader(_) => "ReservedHeader",
+        ConnectingError::EndpointStopping => "EndpointStopping",
+        ConnectingError::CidsExhausted => "CidsExhausted",
+        ConnectingError::InvalidServerName(_) => "InvalidServerName",
+        ConnectingError::InvalidRemoteAddress(_) => "InvalidRemoteAddress",
+    }
+}
+
+/// Closes the connection the way an HTTP/3 client normally leaves (H3_NO_ERROR) and lets the
+/// endpoint flush the CONNECTION_CLOSE so the server sees the end promptly.
+async fn shutdown(endpoint: &Endpoint<Client>, conn: &Connection, code: u32, reason: &[u8]) {
+    conn.close(VarInt::from_u32(code), reason);
+    let _ = tokio::time::timeout(Duration::from_millis(1000), endpoint.wait_idle()).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream helpers.
+
+/// Deterministic content: byte `i` of every payload. 251 is prime so shifted or repeated chunks
+/// of any power-of-two size do not line up by accident.
+fn pattern(i: u64) -> u8 {
+    ((i.wrapping_mul(131) ^ (i >> 9)) % 251) as u8
+}
+
+fn fill_pattern(buf: &mut [u8], offset: u64) {
+    for (j, b) in buf.iter_mut().enumerate() {
+        *b = pattern(offset + j as u64);
+    }
+}
+
+/// Writes `total` pattern bytes in 64 KiB chunks, then finishes the stream.
+async fn write_pattern(mut send: SendStream, total: u64) -> Result<(), String> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut sent = 0u64;
+    while sent < total {
+        let n = ((total - sent) as usize).min(buf.len());
+        fill_pattern(&mut buf[..n], sent);
+        send.write_all(&buf[..n]).await.map_err(|e| format!("write at offset {sent}: {e}"))?;
+        sent += n as u64;
+    }
+    send.finish().await.map_err(|e| format!("finish after {sent} bytes: {e}"))
+}
+
+struct Verified {
+    received: u64,
+    first_mismatch: Option<u64>,
+}
+
+/// Reads the stream to its end, comparing every byte against the pattern as it arrives.
+async fn read_verify(recv: &mut RecvStream) -> Result<Verified, String> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut received = 0u64;
+    let mut first_mismatch = None;
+    loop {
+        match recv.read(&mut buf).await {
+            Ok(Some(n)) => {
+                if first_mismatch.is_none() {
+                    if let Some(j) = (0..n).find(|&j| buf[j] != pattern(received + j as u64)) {
+                        first_mismatch = Some(received + j as u64);
+                    }
+                }
+                received += n as u64;
+            }
+            Ok(None) => return Ok(Verified { received, first_mismatch }),
+            Err(e) => return Err(format!("read after {received} bytes: {e}")),
+        }
+    }
+}
+
+async fn read_to_end(recv: &mut RecvStream, limit: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match recv.read(&mut buf).await {
+            Ok(Some(n)) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.len() > limit {
+                    return Err(format!("stream longer than {limit} bytes"));
+                }
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(format!("read after {} bytes: {e}", out.len())),
+        }
+    }
+}
+
+fn verdict(report: Report, bytes: u64, v: &Verified) -> Report {
+    let report = report
+        .with("bytes", bytes)
+        .with("received", v.received)
+        .with("firstMismatch", v.first_mismatch)
+        .with("match", v.received == bytes && v.first_mismatch.is_none());
+    report.require(v.received == bytes && v.first_mismatch.is_none(), || match v.first_mismatch {
+        Some(at) => format!("echo differs at byte {at}"),
+        None => format!("sent {bytes} bytes, got {} back", v.received),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios.
+
+async fn bidi_echo(conn: &Connection, bytes: u64) -> Result<Report, String> {
+    let started = Instant::now();
+    let (send, mut recv) =
+        conn.open_bi().await.map_err(|e| format!("open_bi: {e}"))?.await.map_err(|e| format!("open_bi: {e}"))?;
+    // Write concurrently with reading so large payloads can't deadlock on flow control.
+    let writer = tokio::spawn(write_pattern(send, bytes));
+    let verified = read_verify(&mut recv).await;
+    let written = writer.await.map_err(|e| format!("writer task: {e}"))?;
+    let verified = verified?;
+    written?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let report = verdict(Report::ok(), bytes, &verified).with("elapsedMs", ms);
+    let mbps = if ms > 0.0 { bytes as f64 * 8.0 / 1000.0 / ms } else { 0.0 };
+    Ok(report.with("mbitPerSec", mbps))
+}
+
+async fn uni_echo(conn: &Connection, bytes: u64) -> Result<Report, String> {
+    let send =
+        conn.open_uni().await.map_err(|e| format!("open_uni: {e}"))?.await.map_err(|e| format!("open_uni: {e}"))?;
+    let writer = tokio::spawn(write_pattern(send, bytes));
+    let mut recv = conn.accept_uni().await.map_err(|e| format!("accept_uni (server echo stream): {e}"))?;
+    let verified = read_verify(&mut recv).await;
+    let written = writer.await.map_err(|e| format!("writer task: {e}"))?;
+    let verified = verified?;
+    written?;
+    Ok(verdict(Report::ok(), bytes, &verified))
+}
+
+/// Sends one command line on a fresh bidi stream and returns what the server sent back on it.
+async fn command(conn: &Connection, line: &str) -> Result<Vec<u8>, String> {
+    let (mut send, mut recv) =
+        conn.open_bi().await.map_err(|e| format!("open_bi: {e}"))?.await.map_err(|e| format!("open_bi: {e}"))?;
+    send.write_all(line.as_bytes()).await.map_err(|e| format!("write command: {e}"))?;
+    send.finish().await.map_err(|e| format!("finish command: {e}"))?;
+    read_to_end(&mut recv, 1 << 20).await
+}
+
+async fn server_streams(conn: &Connection) -> Result<Report, String> {
+    let reply = command(conn, "open-bidi\n").await.map_err(|e| format!("open-bidi command: {e}"))?;
+    let (_send, mut recv) = conn.accept_bi().await.map_err(|e| format!("accept_bi: {e}"))?;
+    let bidi = read_to_end(&mut recv, 1 << 20).await.map_err(|e| format!("server bidi: {e}"))?;
+    let bidi = String::from_utf8_lossy(&bidi).into_owned();
+
+    let reply2 = command(conn, "open-uni\n").await.map_err(|e| format!("open-uni command: {e}"))?;
+    let mut recv = conn.accept_uni().await.map_err(|e| format!("accept_uni: {e}"))?;
+    let uni = read_to_end(&mut recv, 1 << 20).await.map_err(|e| format!("server uni: {e}"))?;
+    let uni = String::from_utf8_lossy(&uni).into_owned();
+
+    let good = bidi == "server bidi" && uni == "server uni";
+    Ok(Report::ok()
+        .with("bidi", bidi.as_str())
+        .with("uni", uni.as_str())
+        .with("commandReplyBytes", (reply.len() + reply2.len()) as u64)
+        .require(good, || format!("unexpected contents: bidi={bidi:?} uni={uni:?}")))
+}
+
+const DGRAM_LEN: usize = 64;
+
+fn datagram_payload(i: u32) -> Vec<u8> {
+    let mut p = format!("dg:{i:08}:").into_bytes();
+    let start = p.len();
+    p.resize(DGRAM_LEN, 0);
+    fill_pattern(&mut p[start..], i as u64 * 977);
+    p
+}
+
+fn datagram_index(payload: &[u8]) -> Option<u32> {
+    let s = std::str::from_utf8(payload.get(3..11)?).ok()?;
+    let i: u32 = s.parse().ok()?;
+    (payload == datagram_payload(i).as_slice()).then_some(i)
+}
+
+async fn datagrams(conn: &Connection, count: u32) -> Result<Report, String> {
+    const MAX_ROUNDS: u32 = 4; // the first send plus up to 3 resend rounds
+    let received: Arc<Mutex<HashSet<u32>>> = Arc::default();
+    let stats: Arc<Mutex<(u64, u64)>> = Arc::default(); // (echoes incl. duplicates, malformed)
+    let done = Arc::new(tokio::sync::Notify::new());
+
+    let receiver = {
+        let (conn, received, stats, done) = (conn.clone(), received.clone(), stats.clone(), done.clone());
+        tokio::spawn(async move {
+            loop {
+                let dg = match conn.receive_datagram().await {
+                    Ok(dg) => dg,
+                    Err(e) => return Err::<(), String>(format!("receive_datagram: {e}")),
+                };
+                let payload = dg.payload();
+                let mut st = stats.lock().unwrap();
+                st.0 += 1;
+                match datagram_index(&payload) {
+                    Some(i) if i < count => {
+                        let mut set = received.lock().unwrap();
+                        set.insert(i);
+                        if set.len() as u32 == count {
+                            done.notify_one();
+                        }
+                    }
+                    _ => st.1 += 1,
+                }
+            }
+        })
+    };
+
+    if let Some(max) = conn.max_datagram_size() {
+        if max < DGRAM_LEN {
+            return Err(format!("max datagram size {max} < {DGRAM_LEN}"));
+        }
+    } else {
+        return Err("peer does not support datagrams (max_datagram_size is None)".into());
+    }
+
+    let mut sent_total = 0u64;
+    let mut rounds = 0u32;
+    let mut send_errors = 0u64;
+    while rounds < MAX_ROUNDS {
+        let missing: Vec<u32> = {
+            let set = received.lock().unwrap();
+            (0..count).filter(|i| !set.contains(i)).collect()
+        };
+        if missing.is_empty() {
+            break;
+        }
+        rounds += 1;
+        for i in missing {
+            match conn.send_datagram(datagram_payload(i)) {
+                Ok(()) => sent_total += 1,
+                Err(e) => {
+                    send_errors += 1;
+                    if send_errors > count as u64 * 2 {
+                        return Err(format!("send_datagram: {e}"));
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Give the echoes time to come back before deciding what to resend.
+        let wait = Duration::from_millis(if rounds == MAX_ROUNDS { 1500 } else { 700 });
+        let _ = tokio::time::timeout(wait, async {
+            while (received.lock().unwrap().len() as u32) < count {
+                done.notified().await;
+            }
+        })
+        .await;
+    }
+    if receiver.is_finished() {
+        if let Ok(Err(e)) = receiver.await {
+            return Err(e);
+        }
+    } else {
+        receiver.abort();
+    }
+    let (got, missing) = {
+        let set = received.lock().unwrap();
+        let missing: Vec<J> = (0..count).filter(|i| !set.contains(i)).take(20).map(J::from).collect();
+        (set.len() as u32, missing)
+    };
+    let (echoes, malformed) = *stats.lock().unwrap();
+    Ok(Report::ok()
+        .with("count", count)
+        .with("received", got)
+        .with("sent", sent_total)
+        .with("rounds", rounds)
+        .with("echoes", echoes)
+        .with("malformed", malformed)
+        .with("missingFirst20", J::Arr(missing))
+        .with("maxDatagramSize", conn.max_datagram_size())
+        .require(got == count && malformed == 0, || {
+            format!("{got} of {count} datagrams echoed after {rounds} rounds ({malformed} malformed)")
+        }))
+}
+
+async fn client_close(endpoint: &Endpoint<Client>, conn: &Connection, code: u32, reason: &str) -> Report {
+    // wtransport 0.7 has no way to send a CLOSE_WEBTRANSPORT_SESSION capsule: its
+    // `Connection::close` closes the whole QUIC connection with an application CONNECTION_CLOSE
+    // frame carrying `code` and `reason`.
+    shutdown(endpoint, conn, code, reason.as_bytes()).await;
+    // Brief pause so the server side observes the close before the caller inspects it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Report::ok()
+        .with("code", code)
+        .with("reason", reason)
+        .with("method", "quic-connection-close")
+        .with("closed", conn.closed().await.to_string())
+}
+
+async fn server_close(conn: &Connection, code: u32, reason: &str) -> Result<Report, String> {
+    let (mut send, _recv) =
+        conn.open_bi().await.map_err(|e| format!("open_bi: {e}"))?.await.map_err(|e| format!("open_bi: {e}"))?;
+    send.write_all(format!("close {code} {reason}\n").as_bytes()).await.map_err(|e| format!("write command: {e}"))?;
+    // finish() waits for the ack, which may race with the session close: don't wait for it here.
+    tokio::spawn(async move {
+        let _ = send.finish().await;
+    });
+
+    // The session's end is reported through the driver (accept_* fail with the capsule's
+    // ApplicationClosed); `closed()` only reports the QUIC connection's fate.
+    let session_end = loop {
+        match conn.accept_bi().await {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    let quic = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await.ok();
+    let via = match (&session_end, &quic) {
+        (ConnectionError::ApplicationClosed(_), Some(ConnectionError::LocallyClosed)) => "capsule",
+        (ConnectionError::ApplicationClosed(_), Some(ConnectionError::ApplicationClosed(_))) => "connection-close",
+        _ => "other",
+    };
+    let mut report = Report::ok()
+        .with("kind", conn_error_kind(&session_end))
+        .with("via", via)
+        .with("text", session_end.to_string())
+        .with("quicClose", quic.as_ref().map(|q| q.to_string()));
+    match &session_end {
+        ConnectionError::ApplicationClosed(close) => {
+            let got_code = u64::from(close.code());
+            let got_reason = String::from_utf8_lossy(close.reason()).into_owned();
+            let good = got_code == code as u64 && got_reason == reason;
+            report = report
+                .with("code", got_code)
+                .with("reason", got_reason.as_str())
+                .require(good, || format!("expected close {code} {reason:?}, got {got_code} {got_reason:?}"));
+        }
+        other => {
+            report = report
+                .with("code", J::Null)
+                .with("reason", J::Null)
+                .require(false, || format!("session ended without an application close: {other}"));
+        }
+    }
+    Ok(report)
+}
+
+async fn expect_refused(args: &Args, endpoint: &Endpoint<Client>) -> Report {
+    match endpoint.connect(connect_options(args)).await {
+        Ok(conn) => {
+            shutdown(endpoint, &conn, H3_NO_ERROR, b"").await;
+            Report::fail("session was accepted").with("refused", false)
+        }
+        Err(e) => {
+            let kind = connecting_error_kind(&e);
+            // SessionRejected: the server answered the CONNECT with a non-2xx status (wtransport
+            // does not expose which status). A peer close after the handshake also counts as a
+            // refusal; local failures (certificate, timeout, QUIC errors) do not.
+            let refused = match &e {
+                ConnectingError::SessionRejected => Some("session-rejected"),
+                ConnectingError::ConnectionError(ConnectionError::ApplicationClosed(_))
+                | ConnectingError::ConnectionError(ConnectionError::ConnectionClosed(_)) => Some("connection-closed"),
+                _ => None,
+            };
+            let text = e.to_string();
+            let report = match refused {
+                Some(how) => Report::ok().with("refused", true).with("how", how),
+                None => Report::fail(format!("connect failed without a refusal: {text}")).with("refused", false),
+            };
+            let report = report.with("kind", kind).with("text", text.as_str());
+            match &e {
+                ConnectingError::ConnectionError(ce) => report.with("connectionError", conn_error_kind(ce)),
+                _ => report,
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async fn run(args: Args) -> Report {
+    let endpoint = match make_endpoint(&args) {
+        Ok(e) => e,
+        Err(e) => return Report::fail(e),
+    };
+    if args.scenario == "expect-refused" {
+        return expect_refused(&args, &endpoint).await;
+    }
+    // Validate scenario arguments before connecting.
+    enum Plan {
+        Bidi(u64),
+        Uni(u64),
+        ServerStreams,
+        Datagrams(u32),
+        Bulk(u64),
+        ClientClose(u32, String),
+        ServerClose(u32, String),
+    }
+    let plan = match args.scenario.as_str() {
+        "bidi-echo" => num_arg(&args.rest, 0, 1000, "byte count").map(Plan::Bidi),
+        "uni-echo" => num_arg(&args.rest, 0, 1000, "byte count").map(Plan::Uni),
+        "server-streams" => Ok(Plan::ServerStreams),
+        "datagrams" => num_arg(&args.rest, 0, 100, "datagram count").and_then(|n| {
+            u32::try_from(n).ok().filter(|n| *n <= 99_999_999).map(Plan::Datagrams).ok_or("too many datagrams".into())
+        }),
+        "bulk" => num_arg(&args.rest, 0, 10_000_000, "byte count").map(Plan::Bulk),
+        "client-close" => close_args(&args.rest).map(|(c, r)| Plan::ClientClose(c, r)),
+        "server-close" => close_args(&args.rest).map(|(c, r)| Plan::ServerClose(c, r)),
+        other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
+    };
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => return Report::fail(e),
+    };
+
+    let started = Instant::now();
+    let conn = match endpoint.connect(connect_options(&args)).await {
+        Ok(c) => c,
+        Err(e) => {
+            return Report::fail(format!("connect: {e}")).with("kind", connecting_error_kind(&e));
+        }
+    };
+    let connect_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    let result = match plan {
+        Plan::Bidi(n) | Plan::Bulk(n) => bidi_echo(&conn, n).await,
+        Plan::Uni(n) => uni_echo(&conn, n).await,
+        Plan::ServerStreams => server_streams(&conn).await,
+        Plan::Datagrams(n) => datagrams(&conn, n).await,
+        Plan::ClientClose(code, reason) => Ok(client_close(&endpoint, &conn, code, &reason).await),
+        Plan::ServerClose(code, reason) => server_close(&conn, code, &reason).await,
+    };
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => Report::fail(e),
+    };
+    shutdown(&endpoint, &conn, H3_NO_ERROR, b"").await;
+    report.with("connectMs", connect_ms)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            println!("{}", Report::fail(e.lines().next().unwrap_or("bad arguments")).to_json());
+            return ExitCode::from(1);
+        }
+    };
+    let scenario = args.scenario.clone();
+    let timeout = args.timeout;
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            println!("{}", Report::fail(format!("tokio runtime: {e}")).to_json());
+            return ExitCode::from(1);
+        }
+    };
+    let report = runtime.block_on(async move {
+        match tokio::time::timeout(timeout, run(args)).await {
+            Ok(report) => report,
+            Err(_) => Report::fail(format!("timed out after {} ms", timeout.as_millis())),
+        }
+    });
+    let report = report.with("scenario", scenario.as_str());
+    println!("{}", report.to_json());
+    let code = if report.ok { 0 } else { 1 };
+    // Don't wait for lingering tasks (e.g. a stream finish racing a closed session).
+    std::process::exit(code)
+}
