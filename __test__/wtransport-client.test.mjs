@@ -40,8 +40,8 @@ after(async () => {
 })
 
 /** Runs one scenario; resolves with the exit code, the parsed last JSON line and the raw output. */
-function runClient(args, { path: urlPath = '/echo', timeoutMs = 20000, extra = [] } = {}) {
-  const argv = ['--url', echo.url(urlPath), '--cert-hash', echo.hashHex, '--timeout-ms', String(timeoutMs), ...extra, ...args]
+function runClient(args, { path: urlPath = '/echo', timeoutMs = 20000, extra = [], server = echo } = {}) {
+  const argv = ['--url', server.url(urlPath), '--cert-hash', server.hashHex, '--timeout-ms', String(timeoutMs), ...extra, ...args]
   return new Promise((resolve) => {
     execFile(BIN, argv, { timeout: timeoutMs + 10000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
       const lines = stdout.trim().split('\n').filter(Boolean)
@@ -70,6 +70,16 @@ async function withNewSession(fn) {
   const result = await fn()
   assert.equal(echo.sessions.length, before + 1, 'expected exactly one new server session')
   return { result, session: echo.sessions[before] }
+}
+
+/** Waits until `predicate()` holds (polling), or `ms` passes; returns the last value it gave. */
+async function waitFor(predicate, ms = 3000) {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = predicate()
+    if (value || Date.now() >= deadline) return value
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
 }
 
 function settle(promise, ms = 5000) {
@@ -186,4 +196,100 @@ test('certificate pinning: a wrong hash fails the handshake', async () => {
   const json = JSON.parse(result.stdout.trim().split('\n').at(-1))
   assert.equal(json.ok, false)
   assert.match(json.error, /certificate|UnknownIssuer/i)
+})
+
+// WebTransport over HTTP/3 carries an application stream error code c (u32) as the HTTP/3 code
+// 0x52e4a40fa8db + c + floor(c / 0x1e). wtransport 0.7 does not map codes itself (its reset/stop
+// take, and its Reset/Stopped errors give, raw HTTP/3 codes), so wt-client maps them; this is an
+// independent computation of the wire value to check both sides against.
+const wireCode = (code) => 0x52e4a40fa8db + code + Math.floor(code / 0x1e)
+const CODES = [0, 7, 4294967295]
+
+test('reset-codes: RESET_STREAM and STOP_SENDING codes over the full u32 range, both directions', async () => {
+  const before = echo.streamErrors.length
+  const out = assertOk(await runClient(['reset-codes', CODES.join(',')], { timeoutMs: 30000 }))
+  assert.deepEqual(out.codes, CODES)
+  for (const [i, code] of CODES.entries()) {
+    // (a) the client reset its sending side with the mapped code (checked on the server below).
+    assert.equal(out.clientReset[i].rawSent, wireCode(code))
+    // (b) `reset <code>`: the server's writer.abort(code) reached the client's read as exactly that.
+    assert.deepEqual(out.serverReset[i], { code, error: 'Reset', raw: wireCode(code), decoded: code }, `server reset ${code}`)
+    // (c) the client stopped reading with the mapped code (checked on the server below).
+    assert.equal(out.clientStop[i].rawSent, wireCode(code))
+    // (d) `stop <code>`: the server's reader.cancel(code) made the client's writes fail with it.
+    assert.equal(out.serverStop[i].error, 'Stopped', `server stop ${code}: ${JSON.stringify(out.serverStop[i])}`)
+    assert.equal(out.serverStop[i].raw, wireCode(code))
+    assert.equal(out.serverStop[i].decoded, code)
+    // After the client's reset, the echo server aborts its own side with writer.abort() and no
+    // reason: the W3C default, application code 0.
+    assert.deepEqual(out.clientReset[i].serverAbortAfter, { error: 'Reset', raw: wireCode(0), decoded: 0 })
+  }
+  // The server's side: a 'read' error per client reset and a 'write' error per client stop, with
+  // the application code (the server unmapped the wire code), and nothing else.
+  const expected = CODES.flatMap((code) => [
+    { kind: 'read', streamErrorCode: code, source: 'stream', code: 'WT_ERR_STREAM_RESET' },
+    { kind: 'write', streamErrorCode: code, source: 'stream', code: 'WT_ERR_STREAM_STOPPED' },
+  ])
+  await waitFor(() => echo.streamErrors.length - before >= expected.length)
+  const key = (e) => `${e.kind}:${e.streamErrorCode}`
+  const seen = echo.streamErrors.slice(before).sort((a, b) => key(a).localeCompare(key(b)))
+  assert.deepEqual(seen, expected.sort((a, b) => key(a).localeCompare(key(b))))
+})
+
+test('subprotocols: WT-Available-Protocols from wt-client picks the server-preferred protocol', async () => {
+  const chat = await startEchoServer({ protocols: ['chat-v2', 'chat-v1'] })
+  try {
+    const header = 'wt-available-protocols="chat-v1", "chat-v2"'
+    const result = await runClient(['bidi-echo', '100'], { server: chat, path: '/chat', extra: ['--header', header] })
+    const out = assertOk(result)
+    assert.equal(out.received, 100)
+    assert.equal(chat.sessions.length, 1)
+    const [session] = chat.sessions
+    assert.deepEqual(session.request.protocols, ['chat-v1', 'chat-v2'], 'the offer, parsed in the client order')
+    // The server's preference wins over the client's order.
+    assert.equal(session.protocol, 'chat-v2')
+    // The `wt-protocol` response header cannot be checked from here: wtransport 0.7's client only
+    // looks at the response status (endpoint.rs, SessionResponse) and exposes no response headers.
+    // chromium-protocol.test.mjs checks the same negotiation through `wt.protocol` in the browser.
+  } finally {
+    await chat.close()
+  }
+})
+
+test('getStats: a bidi echo shows up in the server session stats', async () => {
+  const bytes = 100000
+  const { result, session } = await withNewSession(() => runClient(['bidi-echo', String(bytes)]))
+  const out = assertOk(result)
+  assert.equal(out.received, bytes)
+  const stats = await session.getStats()
+  const detail = JSON.stringify(stats)
+  // Loopback: a round trip well under a millisecond, but never zero (times are fractional ms).
+  assert.ok(stats.rtt > 0 && stats.rtt < 100, `rtt in (0, 100) ms: ${detail}`)
+  assert.ok(stats.minRtt > 0 && stats.minRtt < 100, `minRtt in (0, 100) ms: ${detail}`)
+  assert.ok(stats.minRtt <= stats.rtt + 1e-9, `minRtt <= rtt: ${detail}`)
+  assert.ok(stats.bytesSent > bytes, `bytesSent > ${bytes}: ${detail}`)
+  assert.ok(stats.bytesReceived > bytes, `bytesReceived > ${bytes}: ${detail}`)
+  assert.ok(stats.packetsSent > 0 && stats.packetsReceived > 0, detail)
+  assert.ok(stats.congestionWindow > 0, detail)
+  assert.deepEqual(stats.datagrams, { sent: 0, received: 0, droppedIncoming: 0 })
+})
+
+test('getStats: datagram counters match what the datagrams scenario exchanged', async () => {
+  const { result, session } = await withNewSession(() => runClient(['datagrams', '100']))
+  const out = assertOk(result)
+  const { datagrams } = await session.getStats()
+  const detail = `client ${JSON.stringify(out)}; server ${JSON.stringify(datagrams)}`
+  assert.equal(datagrams.droppedIncoming, 0, detail)
+  // The echo server sends back every datagram it receives.
+  assert.equal(datagrams.sent, datagrams.received, detail)
+  if (out.rounds === 1 && out.echoes === out.count) {
+    // Nothing was lost or resent: exactly 100 each way.
+    assert.equal(datagrams.received, 100, detail)
+    assert.equal(datagrams.sent, 100, detail)
+  } else {
+    // A loss on the way made the client resend: the server got at most what was sent, and sent at
+    // least what came back.
+    assert.ok(datagrams.received <= out.sent && datagrams.received >= out.count, detail)
+    assert.ok(datagrams.sent >= out.echoes, detail)
+  }
 })

@@ -27,7 +27,7 @@ class WebTransportSession {
     this.ready = Promise.resolve()
     this.closed = quiet(
       native.closed().then((end) => {
-        if (end.aborted) throw new WebTransportError(end.aborted, { source: 'session', code: 'WT_ERR_SESSION_CLOSED' })
+        if (end.aborted) throw new WebTransportError(end.aborted, { source: 'session', code: end.abortedCode })
         return { closeCode: end.closeCode, reason: end.reason }
       }),
     )

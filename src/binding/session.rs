@@ -4,7 +4,7 @@ use napi_derive::napi;
 use super::error::to_js;
 use super::request::{request_fields, RequestFields};
 use super::stream::NativeStream;
-use crate::core::{Session, SessionEnd};
+use crate::core::{ErrorCode, Session, SessionEnd};
 
 /// How a session ended, for JS.
 #[napi(object)]
@@ -14,6 +14,8 @@ pub struct SessionEndInfo {
     /// Set when the session ended without a close (connection lost, stream reset); then
     /// `closed` rejects with this message.
     pub aborted: Option<String>,
+    /// The `WT_ERR_*` code for an aborted session: connection lost, or session closed.
+    pub aborted_code: Option<String>,
 }
 
 /// Counters for `getStats()`.
@@ -112,10 +114,19 @@ impl NativeSession {
     #[napi]
     pub async fn closed(&self) -> SessionEndInfo {
         match self.session.closed().await {
-            SessionEnd::Closed { code, reason } => SessionEndInfo { close_code: code, reason, aborted: None },
-            SessionEnd::Aborted { message } => {
-                SessionEndInfo { close_code: 0, reason: String::new(), aborted: Some(message) }
+            SessionEnd::Closed { code, reason } => {
+                SessionEndInfo { close_code: code, reason, aborted: None, aborted_code: None }
             }
+            SessionEnd::Aborted { message, connection_lost } => SessionEndInfo {
+                close_code: 0,
+                reason: String::new(),
+                aborted: Some(message),
+                aborted_code: Some(
+                    if connection_lost { ErrorCode::ConnectionLost } else { ErrorCode::SessionClosed }
+                        .as_str()
+                        .to_string(),
+                ),
+            },
         }
     }
 

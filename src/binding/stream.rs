@@ -58,8 +58,8 @@ impl NativeStream {
                 guard.take();
                 Err(local_error(ErrorCode::StreamReset, "the read was cancelled"))
             }
-            chunk = recv.read(max.max(1) as usize) => match chunk {
-                Ok(Some(bytes)) => Ok(Some(Buffer::from(bytes.to_vec()))),
+            chunk = recv.read_gathered(max.max(1) as usize) => match chunk {
+                Ok(Some(bytes)) => Ok(Some(Buffer::from(bytes))),
                 Ok(None) => Ok(None),
                 Err(e) => Err(to_js(e)),
             },

@@ -96,7 +96,9 @@ impl ServerConfig {
             .map_err(|e| Error::new(ErrorCode::InvalidCert, format!("tls setup for quic failed: {e}")))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         let mut transport = quinn::TransportConfig::default();
-        transport.max_concurrent_bidi_streams(self.max_incoming_bidi_streams.into());
+        // The session's own CONNECT request is a client bidirectional stream too; without a slot
+        // for it a session would get one stream fewer than configured.
+        transport.max_concurrent_bidi_streams(self.max_incoming_bidi_streams.saturating_add(1).into());
         // HTTP/3 needs three uni streams of its own (control, QPACK encoder and decoder).
         transport.max_concurrent_uni_streams((self.max_incoming_uni_streams.saturating_add(3)).into());
         let idle = quinn::IdleTimeout::try_from(self.idle_timeout)

@@ -547,7 +547,10 @@ async fn handle_request(
     if written {
         drive_session(state, &session, send, reader, close_rx).await;
     } else {
-        session.finish(SessionEnd::Aborted { message: "the client went away before the session opened".into() });
+        session.finish(SessionEnd::Aborted {
+            message: "the client went away before the session opened".into(),
+            connection_lost: false,
+        });
     }
     state.server.unregister(key);
 }
@@ -614,11 +617,14 @@ async fn drive_session(
                 }
                 Err(e) => {
                     let _ = send.reset(varint_code(code::WT_SESSION_GONE));
-                    let detail = match e {
-                        quinn::ReadError::ConnectionLost(lost) => format!("connection lost: {lost}"),
-                        other => other.to_string(),
+                    let (detail, connection_lost) = match e {
+                        quinn::ReadError::ConnectionLost(lost) => (format!("connection lost: {lost}"), true),
+                        other => (other.to_string(), false),
                     };
-                    break SessionEnd::Aborted { message: format!("the session ended without a close: {detail}") };
+                    break SessionEnd::Aborted {
+                        message: format!("the session ended without a close: {detail}"),
+                        connection_lost,
+                    };
                 }
             },
             request = &mut close_rx => {
@@ -664,5 +670,8 @@ fn apply_capsules(session: &SessionShared, capsules: Vec<Capsule>) -> Option<Ses
 fn protocol_error(send: &mut quinn::SendStream, recv: &mut quinn::RecvStream) -> SessionEnd {
     let _ = send.reset(varint_code(code::H3_MESSAGE_ERROR));
     let _ = recv.stop(varint_code(code::H3_MESSAGE_ERROR));
-    SessionEnd::Aborted { message: "the client sent a malformed capsule or frame on the session stream".into() }
+    SessionEnd::Aborted {
+        message: "the client sent a malformed capsule or frame on the session stream".into(),
+        connection_lost: false,
+    }
 }

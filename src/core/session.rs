@@ -23,7 +23,11 @@ pub enum SessionEnd {
     /// either side.
     Closed { code: u32, reason: String },
     /// Ended without a close: connection lost, CONNECT stream reset, or a protocol error.
-    Aborted { message: String },
+    Aborted {
+        message: String,
+        /// True when the QUIC connection itself is gone (idle timeout, peer closed it, network).
+        connection_lost: bool,
+    },
 }
 
 /// Datagram counters, for stats and for the drop policy's visibility.
@@ -285,7 +289,7 @@ impl Session {
                 return end;
             }
             if rx.changed().await.is_err() {
-                return SessionEnd::Aborted { message: "the session was dropped".into() };
+                return SessionEnd::Aborted { message: "the session was dropped".into(), connection_lost: false };
             }
         }
     }

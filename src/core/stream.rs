@@ -93,6 +93,27 @@ impl RecvStream {
         Self { inner, session_gone }
     }
 
+    /// Reads what has arrived, at least one byte and at most `max`, into one buffer; `None` at
+    /// the end of the stream. QUIC hands data over a packet at a time; gathering everything
+    /// already received is what lets a binding cross into JS once per many packets.
+    pub async fn read_gathered(&mut self, max: usize) -> Result<Option<Vec<u8>>, Error> {
+        let Some(first) = self.read(max).await? else { return Ok(None) };
+        if first.len() >= max {
+            return Ok(Some(first.to_vec()));
+        }
+        let mut out = Vec::with_capacity(max.min(first.len() * 16).max(first.len()));
+        out.extend_from_slice(&first);
+        while out.len() < max {
+            match poll_once(self.inner.read_chunk(max - out.len(), true)) {
+                Some(Ok(Some(chunk))) => out.extend_from_slice(&chunk.bytes),
+                // Not ready, finished or failed: return what we have; the next read reports the
+                // end or the error.
+                _ => break,
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Reads the next chunk of at most `max` bytes, in order; `None` at the end of the stream.
     pub async fn read(&mut self, max: usize) -> Result<Option<Bytes>, Error> {
         tokio::select! {
@@ -111,6 +132,17 @@ impl RecvStream {
     /// Asks the peer to stop sending, with STOP_SENDING carrying the application `code`.
     pub fn stop(&mut self, app_code: u32) {
         let _ = self.inner.stop(quinn::VarInt::from_u64(app_code_to_h3(app_code)).unwrap_or_default());
+    }
+}
+
+/// Polls a future once without waiting. quinn keeps the waker of the last poll, and the next real
+/// read polls again with a real one, so a noop waker here loses no wakeup.
+fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
     }
 }
 

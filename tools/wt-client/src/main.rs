@@ -10,7 +10,8 @@
 //!             [--origin VALUE] [--header NAME=VALUE]... <scenario> [args]
 //!
 //! Scenarios: bidi-echo [bytes], uni-echo [bytes], server-streams, datagrams [count], bulk [bytes],
-//! client-close <code> <reason...>, server-close <code> <reason...>, expect-refused.
+//! client-close <code> <reason...>, server-close <code> <reason...>, expect-refused,
+//! reset-codes <code,code,...> (RESET_STREAM / STOP_SENDING application codes, both directions).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -28,7 +29,7 @@ use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream, Var
 const USAGE: &str = "usage: wt-client --url https://HOST:PORT/PATH --cert-hash <sha256 hex> \
 [--timeout-ms N] [--origin VALUE] [--header NAME=VALUE]... <scenario> [args]\n\
 scenarios: bidi-echo [bytes] | uni-echo [bytes] | server-streams | datagrams [count] | bulk [bytes] | \
-client-close <code> <reason> | server-close <code> <reason> | expect-refused";
+client-close <code> <reason> | server-close <code> <reason> | expect-refused | reset-codes <code,...>";
 
 /// HTTP/3 H3_NO_ERROR, used to tear the connection down after a scenario.
 const H3_NO_ERROR: u32 = 0x100;
@@ -44,6 +45,7 @@ enum J {
     Str(String),
     Null,
     Arr(Vec<J>),
+    Obj(Vec<(&'static str, J)>),
 }
 
 impl From<bool> for J {
@@ -119,6 +121,18 @@ fn json_val(out: &mut String, v: &J) {
                 json_val(out, item);
             }
             out.push(']');
+        }
+        J::Obj(fields) => {
+            out.push('{');
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_str(out, k);
+                out.push(':');
+                json_val(out, v);
+            }
+            out.push('}');
         }
     }
 }
@@ -633,6 +647,221 @@ async fn server_close(conn: &Connection, code: u32, reason: &str) -> Result<Repo
     Ok(report)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Stream error codes.
+//
+// wtransport 0.7 does NOT map WebTransport application codes: `SendStream::reset(VarInt)` and
+// `RecvStream::stop(VarInt)` hand their argument to quinn unchanged (driver/streams/mod.rs,
+// `varint_w2q`), and `StreamReadError::Reset` / `StreamWriteError::Stopped` carry the peer's raw
+// HTTP/3 code (`varint_q2w`). So this tool maps both ways itself, as the WebTransport over HTTP/3
+// draft says: an application code c (u32) travels as 0x52e4a40fa8db + c + floor(c / 0x1e), skipping
+// the reserved (GREASE) codepoints 0x1f * N + 0x21.
+
+const WT_CODE_FIRST: u64 = 0x52e4a40fa8db;
+const WT_CODE_LAST: u64 = 0x52e5ac983162; // wt_to_h3(u32::MAX)
+
+fn wt_to_h3(code: u32) -> u64 {
+    WT_CODE_FIRST + code as u64 + code as u64 / 0x1e
+}
+
+/// The application code an HTTP/3 code carries; None outside the WebTransport range or on a
+/// reserved codepoint.
+fn h3_to_wt(h3: u64) -> Option<u32> {
+    if !(WT_CODE_FIRST..=WT_CODE_LAST).contains(&h3) || (h3 - 0x21).is_multiple_of(0x1f) {
+        return None;
+    }
+    let shifted = h3 - WT_CODE_FIRST;
+    u32::try_from(shifted - shifted / 0x1f).ok()
+}
+
+fn h3_varint(code: u32) -> VarInt {
+    VarInt::try_from_u64(wt_to_h3(code)).expect("WebTransport codes fit a varint")
+}
+
+/// `0,7,4294967295` → codes.
+fn code_list(rest: &[String]) -> Result<Vec<u32>, String> {
+    let list = rest.first().ok_or("missing <code,code,...>")?;
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse::<u32>().map_err(|_| format!("bad stream error code {s:?} (0..=4294967295)")))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|v| if v.is_empty() { Err("no codes given".to_string()) } else { Ok(v) })
+}
+
+const STEP: Duration = Duration::from_secs(5);
+
+async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::time::timeout(STEP, fut).await.unwrap_or_else(|_| Err(format!("{what}: no outcome within {STEP:?}")))
+}
+
+async fn open_bi(conn: &Connection) -> Result<(SendStream, RecvStream), String> {
+    conn.open_bi().await.map_err(|e| format!("open_bi: {e}"))?.await.map_err(|e| format!("open_bi: {e}"))
+}
+
+/// What a peer's reset looked like from a read: the raw HTTP/3 code and the application code in it.
+fn reset_report(code: Option<u32>, outcome: &Result<Option<usize>, wtransport::error::StreamReadError>) -> J {
+    use wtransport::error::StreamReadError;
+    let (kind, raw) = match outcome {
+        Ok(Some(_)) => ("data", None),
+        Ok(None) => ("finished", None),
+        Err(StreamReadError::Reset(v)) => ("Reset", Some(v.into_inner())),
+        Err(StreamReadError::NotConnected) => ("NotConnected", None),
+        Err(StreamReadError::QuicProto) => ("QuicProto", None),
+    };
+    let mut fields = Vec::new();
+    if let Some(c) = code {
+        fields.push(("code", J::from(c)));
+    }
+    fields.push(("error", J::from(kind)));
+    fields.push(("raw", J::from(raw)));
+    fields.push(("decoded", J::from(raw.and_then(h3_to_wt))));
+    J::Obj(fields)
+}
+
+/// Reads until the stream ends or fails, discarding data; returns the final outcome.
+async fn read_until_end(recv: &mut RecvStream) -> Result<Option<usize>, wtransport::error::StreamReadError> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match recv.read(&mut buf).await {
+            Ok(Some(_)) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// (a) The client resets its sending side with `code` after the echo server has the stream (its
+/// first chunk came back): the server's read rejects with `code`. The server then aborts its own
+/// side without a code; what arrives for that is reported as `serverAbortAfter`.
+async fn client_reset_step(conn: &Connection, code: u32) -> Result<J, String> {
+    let (mut send, mut recv) = open_bi(conn).await?;
+    let probe = b"client-reset probe\n";
+    send.write_all(probe).await.map_err(|e| format!("write probe: {e}"))?;
+    let mut echoed = vec![0u8; probe.len()];
+    recv.read_exact(&mut echoed).await.map_err(|e| format!("read probe echo: {e}"))?;
+    if echoed != probe {
+        return Err(format!("probe echo differs: {:?}", String::from_utf8_lossy(&echoed)));
+    }
+    send.reset(h3_varint(code)).map_err(|e| format!("reset: {e}"))?;
+    let after = tokio::time::timeout(Duration::from_secs(2), read_until_end(&mut recv)).await;
+    let after = match after {
+        Ok(outcome) => reset_report(None, &outcome),
+        Err(_) => J::from("pending"),
+    };
+    Ok(J::Obj(vec![("code", J::from(code)), ("rawSent", J::from(wt_to_h3(code))), ("serverAbortAfter", after)]))
+}
+
+/// (b) `reset <code>`: the server aborts its writer with `code`; the client's read must fail with it.
+async fn server_reset_step(conn: &Connection, code: u32) -> Result<J, String> {
+    let (mut send, mut recv) = open_bi(conn).await?;
+    send.write_all(format!("reset {code}\n").as_bytes()).await.map_err(|e| format!("write command: {e}"))?;
+    let outcome = read_until_end(&mut recv).await;
+    Ok(reset_report(Some(code), &outcome))
+}
+
+/// (c) The client stops reading with `code` after its first chunk was echoed, then keeps sending
+/// so the server has something to echo: the server's next write rejects with `code`.
+async fn client_stop_step(conn: &Connection, code: u32) -> Result<J, String> {
+    let (mut send, mut recv) = open_bi(conn).await?;
+    let probe = b"client-stop probe\n";
+    send.write_all(probe).await.map_err(|e| format!("write probe: {e}"))?;
+    let mut echoed = vec![0u8; probe.len()];
+    recv.read_exact(&mut echoed).await.map_err(|e| format!("read probe echo: {e}"))?;
+    recv.stop(h3_varint(code));
+    let mut extra_writes = 0u64;
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        if send.write_all(format!("more data {i}\n").as_bytes()).await.is_err() {
+            break;
+        }
+        extra_writes += 1;
+    }
+    let _ = send.finish().await;
+    Ok(J::Obj(vec![
+        ("code", J::from(code)),
+        ("rawSent", J::from(wt_to_h3(code))),
+        ("writesAfterStop", J::from(extra_writes)),
+    ]))
+}
+
+/// (d) `stop <code>`: the server cancels its reader with `code`; the client's writes must fail with it.
+async fn server_stop_step(conn: &Connection, code: u32) -> Result<J, String> {
+    use wtransport::error::StreamWriteError;
+    let (mut send, _recv) = open_bi(conn).await?;
+    send.write_all(format!("stop {code}\n").as_bytes()).await.map_err(|e| format!("write command: {e}"))?;
+    let chunk = vec![0u8; 1000];
+    let mut writes = 0u64;
+    let failure = loop {
+        if writes >= 100 {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match send.write_all(&chunk).await {
+            Ok(()) => writes += 1,
+            Err(e) => break Some(e),
+        }
+    };
+    let (kind, raw) = match &failure {
+        None => ("no error", None),
+        Some(StreamWriteError::Stopped(v)) => ("Stopped", Some(v.into_inner())),
+        Some(StreamWriteError::NotConnected) => ("NotConnected", None),
+        Some(StreamWriteError::Closed) => ("Closed", None),
+        Some(StreamWriteError::QuicProto) => ("QuicProto", None),
+    };
+    Ok(J::Obj(vec![
+        ("code", J::from(code)),
+        ("error", J::from(kind)),
+        ("raw", J::from(raw)),
+        ("decoded", J::from(raw.and_then(h3_to_wt))),
+        ("writesBeforeError", J::from(writes)),
+    ]))
+}
+
+fn decoded_of(j: &J) -> Option<u64> {
+    match j {
+        J::Obj(fields) => fields.iter().find(|(k, _)| *k == "decoded").and_then(|(_, v)| match v {
+            J::Num(n) => Some(*n),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+async fn reset_codes(conn: &Connection, codes: &[u32]) -> Result<Report, String> {
+    let (mut client_reset, mut server_reset, mut client_stop, mut server_stop) = (vec![], vec![], vec![], vec![]);
+    let mut wrong = Vec::new();
+    for &code in codes {
+        client_reset.push(bounded(&format!("client reset {code}"), client_reset_step(conn, code)).await?);
+        let sr = bounded(&format!("server reset {code}"), server_reset_step(conn, code)).await?;
+        if decoded_of(&sr) != Some(code as u64) {
+            wrong.push(format!("server reset {code}: read ended with {}", {
+                let mut s = String::new();
+                json_val(&mut s, &sr);
+                s
+            }));
+        }
+        server_reset.push(sr);
+        client_stop.push(bounded(&format!("client stop {code}"), client_stop_step(conn, code)).await?);
+        let ss = bounded(&format!("server stop {code}"), server_stop_step(conn, code)).await?;
+        if decoded_of(&ss) != Some(code as u64) {
+            wrong.push(format!("server stop {code}: writes ended with {}", {
+                let mut s = String::new();
+                json_val(&mut s, &ss);
+                s
+            }));
+        }
+        server_stop.push(ss);
+    }
+    // Let the server's last reads and writes observe the client's reset and stop before we leave.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(Report::ok()
+        .with("codes", J::Arr(codes.iter().map(|&c| J::from(c)).collect()))
+        .with("clientReset", J::Arr(client_reset))
+        .with("serverReset", J::Arr(server_reset))
+        .with("clientStop", J::Arr(client_stop))
+        .with("serverStop", J::Arr(server_stop))
+        .require(wrong.is_empty(), || wrong.join("; ")))
+}
+
 async fn expect_refused(args: &Args, endpoint: &Endpoint<Client>) -> Report {
     match endpoint.connect(connect_options(args)).await {
         Ok(conn) => {
@@ -683,6 +912,7 @@ async fn run(args: Args) -> Report {
         Bulk(u64),
         ClientClose(u32, String),
         ServerClose(u32, String),
+        ResetCodes(Vec<u32>),
     }
     let plan = match args.scenario.as_str() {
         "bidi-echo" => num_arg(&args.rest, 0, 1000, "byte count").map(Plan::Bidi),
@@ -694,6 +924,7 @@ async fn run(args: Args) -> Report {
         "bulk" => num_arg(&args.rest, 0, 10_000_000, "byte count").map(Plan::Bulk),
         "client-close" => close_args(&args.rest).map(|(c, r)| Plan::ClientClose(c, r)),
         "server-close" => close_args(&args.rest).map(|(c, r)| Plan::ServerClose(c, r)),
+        "reset-codes" => code_list(&args.rest).map(Plan::ResetCodes),
         other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
     };
     let plan = match plan {
@@ -717,6 +948,7 @@ async fn run(args: Args) -> Report {
         Plan::Datagrams(n) => datagrams(&conn, n).await,
         Plan::ClientClose(code, reason) => Ok(client_close(&endpoint, &conn, code, &reason).await),
         Plan::ServerClose(code, reason) => server_close(&conn, code, &reason).await,
+        Plan::ResetCodes(codes) => reset_codes(&conn, &codes).await,
     };
     let report = match result {
         Ok(r) => r,
@@ -755,4 +987,34 @@ fn main() -> ExitCode {
     let code = if report.ok { 0 } else { 1 };
     // Don't wait for lingering tasks (e.g. a stream finish racing a closed session).
     std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webtransport_code_mapping_matches_the_draft() {
+        assert_eq!(wt_to_h3(0), 0x52e4a40fa8db);
+        assert_eq!(wt_to_h3(0x1d), 0x52e4a40fa8db + 0x1d);
+        // The 31st codepoint (0x52e4a40fa8db + 0x1e) is reserved, so code 0x1e skips it.
+        assert_eq!(wt_to_h3(0x1e), 0x52e4a40fa8db + 0x1f);
+        assert_eq!(wt_to_h3(u32::MAX), WT_CODE_LAST);
+        for code in [0, 1, 7, 0x1d, 0x1e, 0x1f, 255, 1 << 20, u32::MAX - 1, u32::MAX] {
+            assert_eq!(h3_to_wt(wt_to_h3(code)), Some(code), "round trip of {code}");
+        }
+        assert_eq!(h3_to_wt(0x52e4a40fa8db + 0x1e), None, "reserved codepoint");
+        assert_eq!(h3_to_wt(WT_CODE_FIRST - 1), None);
+        assert_eq!(h3_to_wt(WT_CODE_LAST + 1), None);
+        assert_eq!(h3_to_wt(7), None, "a bare HTTP/3 code is not a WebTransport code");
+    }
+
+    #[test]
+    fn code_lists_parse() {
+        let args = |s: &str| vec![s.to_string()];
+        assert_eq!(code_list(&args("0,7,4294967295")).unwrap(), vec![0, 7, u32::MAX]);
+        assert!(code_list(&args("4294967296")).is_err());
+        assert!(code_list(&args(",")).is_err());
+        assert!(code_list(&[]).is_err());
+    }
 }
