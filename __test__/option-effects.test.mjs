@@ -401,3 +401,45 @@ for (const { closeGrace, check } of [
     }
   })
 }
+
+// QUIC holds at most outgoingHighWaterMark datagrams for sending and drops the oldest beyond it:
+// a burst far larger than the mark mostly vanishes, while a large mark delivers it all.
+test('datagrams.outgoingHighWaterMark bounds what a send burst can queue', { timeout: 60_000 }, async () => {
+  const received = {}
+  for (const mark of [1, 4000]) {
+    const echo = await startEchoServer({ datagrams: { outgoingHighWaterMark: mark } })
+    try {
+      received[mark] = await env.run(
+        'same',
+        async ({ url, hashHex }) => {
+          const wt = T.connect(url, hashHex)
+          await T.timeout(wt.ready, 10_000, 'wt.ready')
+          let count = 0
+          const reader = wt.datagrams.readable.getReader()
+          void (async () => {
+            for (;;) {
+              const { done } = await reader.read()
+              if (done) return
+              count++
+            }
+          })().catch(() => {})
+          const stream = await wt.createBidirectionalStream()
+          const writer = stream.writable.getWriter()
+          await writer.write(T.enc('burst 1000 1000\n'))
+          await writer.close()
+          await T.timeout(T.readAll(stream.readable), 10_000, 'burst done')
+          await T.sleep(1_500)
+          wt.close()
+          return count
+        },
+        { url: echo.url('/burst'), hashHex: echo.hashHex },
+      )
+      const stats = await echo.sessions[0].getStats()
+      assert.equal(stats.datagrams.sent, 1000, 'the application handed all 1000 to QUIC')
+    } finally {
+      await echo.close()
+    }
+  }
+  assert.ok(received[1] < 500, `with a mark of 1 most of the burst is dropped (received ${received[1]})`)
+  assert.ok(received[4000] >= 900, `with a mark of 4000 the burst arrives (received ${received[4000]})`)
+})

@@ -2,13 +2,15 @@
 // certificate, and a page served over plain HTTP on localhost that connects to it with the
 // certificate hash pinned. Open the printed address in Chromium or Firefox and watch the echoes.
 //
-// Environment: WT_PORT (UDP, default 4433), HTTP_PORT (TCP, default 8080), HOST (default '::').
+// Environment: WT_PORT (UDP, default 4433), HTTP_PORT (TCP, default 8080), HOST (WebTransport
+// bind address, default '::'), HTTP_HOST (page server's, default 'localhost').
 import http from 'node:http'
 import { Server, generateCertificate } from '../index.mjs'
 
 const wtPort = Number(process.env.WT_PORT ?? 4433)
 const httpPort = Number(process.env.HTTP_PORT ?? 8080)
 const host = process.env.HOST ?? '::'
+const httpHost = process.env.HTTP_HOST ?? 'localhost'
 
 const certificate = generateCertificate({ hostnames: ['localhost', '127.0.0.1', '::1'], days: 10 })
 const server = new Server({ port: wtPort, host, cert: certificate.cert, key: certificate.key })
@@ -44,17 +46,18 @@ server.on('error', (error) => {
   process.exit(1)
 })
 
+await server.ready
 const hashHex = Buffer.from(certificate.hash.value).toString('hex')
-const page = pageHtml(hashHex, wtPort)
+// The bound port, which differs from WT_PORT when that is 0.
+const page = pageHtml(hashHex, server.address().port)
 const web = http.createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
   res.end(page)
 })
-
-await server.ready
-web.listen(httpPort, 'localhost', () => {
+web.listen(httpPort, httpHost, () => {
   console.log(`WebTransport echo server on udp ${host} port ${server.address().port}`)
-  console.log(`open http://localhost:${httpPort}/ in a browser (Ctrl+C stops)`)
+  const shown = httpHost.includes(':') ? `[${httpHost}]` : httpHost
+  console.log(`open http://${shown}:${web.address().port}/ in a browser (Ctrl+C stops)`)
 })
 
 for (const signal of ['SIGINT', 'SIGTERM']) {

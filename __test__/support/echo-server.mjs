@@ -8,6 +8,8 @@
 //   "close <code> <reason>\n"         the server closes the session with that code and reason
 //   "reset <code>\n"                  the server aborts its side of this stream (RESET_STREAM, code)
 //   "stop <code>\n"                   the server cancels reading this stream (STOP_SENDING, code)
+//   "burst <count> <size>\n"          the server sends `count` datagrams of `size` bytes back to back
+//                                     (the first 4 bytes number them), then answers 'sent'
 // Stream errors the server sees (a peer's RESET_STREAM on read, STOP_SENDING on write) are recorded
 // in `streamErrors` as { kind: 'read' | 'write', streamErrorCode, source, code }.
 import { Server, generateCertificate, WebTransportError } from '../../index.js'
@@ -36,7 +38,11 @@ export async function startEchoServer(options = {}) {
   }
 }
 
+// One writer per session: a WritableStream has a single writer at a time.
+const datagramWriters = new WeakMap()
+
 async function serveSession(session, streamErrors) {
+  datagramWriters.set(session, session.datagrams.writable.getWriter())
   void echoDatagrams(session)
   void echoUni(session)
   const reader = session.incomingBidirectionalStreams.getReader()
@@ -49,7 +55,7 @@ async function serveSession(session, streamErrors) {
 
 async function echoDatagrams(session) {
   const reader = session.datagrams.readable.getReader()
-  const writer = session.datagrams.writable.getWriter()
+  const writer = datagramWriters.get(session)
   try {
     for (;;) {
       const { value, done } = await reader.read()
@@ -114,6 +120,18 @@ async function handleBidi(session, stream, streamErrors) {
   const close = /^close (\d+) ([^\n]*)\n/.exec(head)
   if (close) {
     session.close({ closeCode: Number(close[1]), reason: close[2] })
+    return
+  }
+  const burst = /^burst (\d+) (\d+)\n/.exec(head)
+  if (burst) {
+    const dw = datagramWriters.get(session)
+    for (let i = 0; i < Number(burst[1]); i++) {
+      const datagram = new Uint8Array(Number(burst[2]))
+      new DataView(datagram.buffer).setUint32(0, i)
+      await dw.write(datagram)
+    }
+    await writer.write(new TextEncoder().encode('sent'))
+    await writer.close()
     return
   }
   const reset = /^reset (\d+)\n/.exec(head)
