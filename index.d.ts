@@ -214,6 +214,8 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly listening: boolean
   /** The bound address; null before listening and after close. */
   address(): AddressInfo | null
+  /** Live counts: connections, sessions, and internal faults contained (each closed one connection). */
+  counters(): { connections: number; sessions: number; faults: number }
   /** Closes every session with the code and reason and stops the server; idempotent. */
   close(closeInfo?: CloseInfo): Promise<void>
   [Symbol.asyncDispose](): Promise<void>

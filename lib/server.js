@@ -226,6 +226,15 @@ class Server extends EventEmitter {
     return this.#native.address()
   }
 
+  /**
+   * Live counts for tests and operators: `{ connections, sessions, faults }` (faults: internal
+   * errors contained by closing one connection). Zeros once closed.
+   */
+  counters() {
+    if (!this.#native) return { connections: 0, sessions: 0, faults: 0 }
+    return this.#native.counters()
+  }
+
   /** Whether the server is bound and not closing. */
   get listening() {
     return this.#native !== null && this.#closing === null

@@ -9,9 +9,9 @@ const root = path.join(__dirname, '..')
 const steps = [
   ['cargo fmt', 'cargo', ['fmt', '--all', '--check']],
   ['clippy (binding + core)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--all-targets', '--locked', '--', '-D', 'warnings']],
-  ['clippy (core alone)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--no-default-features', '--all-targets', '--locked', '--', '-D', 'warnings']],
+  ['clippy (core alone)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--no-default-features', '--features', 'fault-injection', '--all-targets', '--locked', '--', '-D', 'warnings']],
   ['clippy (wt-client)', 'cargo', ['clippy', '-p', 'wt-client', '--locked', '--', '-D', 'warnings']],
-  ['cargo test (core)', 'cargo', ['test', '-p', 'webtransport-napi', '--no-default-features', '--locked']],
+  ['cargo test (core)', 'cargo', ['test', '-p', 'webtransport-napi', '--no-default-features', '--features', 'fault-injection', '--locked']],
   ['typings (tsc --noEmit)', process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '__test__/types']],
   ['addon build (release)', process.execPath, [path.join(root, 'scripts', 'build.js')]],
   ['wt-client build (release)', 'cargo', ['build', '--release', '-p', 'wt-client', '--locked']],

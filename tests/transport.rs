@@ -413,3 +413,40 @@ async fn server_close_drains_then_closes_with_code() {
     assert_eq!(observer.received.load(Ordering::SeqCst), data.len());
     assert_eq!(observer.drained.load(Ordering::SeqCst), 1, "the server's session saw draining");
 }
+
+/// A panic inside a connection's task (injected; never expected) closes that one connection with
+/// H3_INTERNAL_ERROR, is counted, and the server goes on serving.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_task_is_contained_to_its_connection() {
+    let server = start_server(echo(), |_| {});
+    let victim = server.connect().await;
+    let bystander = server.connect().await;
+    let _c1 = send_settings(&victim, SETTINGS_WT).await;
+    let _c2 = send_settings(&bystander, SETTINGS_WT).await;
+    let (headers, _s, recv, _) = request(&bystander, &connect_headers(&server.authority(), "/", &[])).await;
+    assert_eq!(status(&headers), "200");
+    let bystander_session = u64::from(recv.id());
+
+    let (mut send, _recv) = victim.open_bi().await.unwrap();
+    let get = encode_headers(&[
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", &server.authority()),
+        (":path", "/.fault-injection/panic"),
+    ]);
+    send.write_all(&frame(0x01, &get)).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), victim.closed()).await.unwrap();
+    match reason {
+        quinn::ConnectionError::ApplicationClosed(close) => assert_eq!(close.error_code.into_inner(), 0x102),
+        other => panic!("expected H3_INTERNAL_ERROR, got {other:?}"),
+    }
+    assert_eq!(server.server.counters().faults, 1);
+    assert_eq!(bidi_echo(&bystander, bystander_session, b"still here").await, b"still here");
+    let fresh = server.connect().await;
+    let _c3 = send_settings(&fresh, SETTINGS_WT).await;
+    let (headers, ..) = request(&fresh, &connect_headers(&server.authority(), "/", &[])).await;
+    assert_eq!(status(&headers), "200");
+    server.server.close(0, "", Duration::from_millis(100)).await;
+    assert_eq!(server.server.counters().sessions, 0, "no session leaked");
+}

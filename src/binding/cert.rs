@@ -16,7 +16,7 @@ pub struct GeneratedCertificate {
 }
 
 /// Generates an ECDSA P-256 self-signed certificate for `hostnames`, valid `days` (at most 14).
-#[napi]
+#[napi(catch_unwind)]
 pub fn generate_certificate(hostnames: Vec<String>, days: u32) -> napi::Result<GeneratedCertificate> {
     let generated = cert::generate(&hostnames, days).map_err(to_js)?;
     Ok(GeneratedCertificate {

@@ -63,7 +63,7 @@ impl NativeRequest {
 #[napi]
 impl NativeRequest {
     /// The request's fields.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn fields(&self) -> Option<RequestFields> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|r| request_fields(&r.info))
     }
@@ -77,7 +77,7 @@ impl NativeRequest {
     }
 
     /// Refuses with a non-2xx status and headers.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn reject(&self, status: u32, headers: Vec<String>) {
         if let Some(request) = self.take() {
             request.reject(u16::try_from(status).unwrap_or(500), pairs(headers));

@@ -78,7 +78,7 @@ pub struct NativeServer {
 #[napi]
 impl NativeServer {
     /// Validates, binds and starts serving; `on_request` receives each session request.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(options: NativeServerOptions, on_request: RequestCallback) -> napi::Result<Self> {
         let ip: IpAddr = options
             .host
@@ -127,7 +127,7 @@ impl NativeServer {
     }
 
     /// The bound address.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn address(&self) -> BoundAddress {
         let addr = self.server.local_addr();
         BoundAddress {
@@ -137,10 +137,11 @@ impl NativeServer {
         }
     }
 
-    /// Open sessions.
-    #[napi]
-    pub fn session_count(&self) -> u32 {
-        self.server.session_count() as u32
+    /// Live connections and sessions, and contained internal faults.
+    #[napi(catch_unwind)]
+    pub fn counters(&self) -> ServerCounters {
+        let c = self.server.counters();
+        ServerCounters { connections: c.connections as f64, sessions: c.sessions as f64, faults: c.faults as f64 }
     }
 
     /// Closes every session with the code and reason, waits up to `grace_ms` for them, then
@@ -150,6 +151,15 @@ impl NativeServer {
         self.server.close(code, &reason, Duration::from_millis(u64::from(grace_ms))).await;
         self.handler.release();
     }
+}
+
+/// Live counts for tests and operators.
+#[napi(object)]
+pub struct ServerCounters {
+    pub connections: f64,
+    pub sessions: f64,
+    /// Internal faults contained (each closed one connection with H3_INTERNAL_ERROR).
+    pub faults: f64,
 }
 
 /// Like Node's `server.address()`.

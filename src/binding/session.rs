@@ -51,12 +51,12 @@ impl NativeSession {
 
 #[napi]
 impl NativeSession {
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn request(&self) -> RequestFields {
         request_fields(self.session.request())
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn protocol(&self) -> String {
         self.session.protocol().to_string()
     }
@@ -95,18 +95,18 @@ impl NativeSession {
         Some(batch.into_iter().map(|b| Buffer::from(b.to_vec())).collect())
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn send_datagram(&self, payload: Uint8Array) -> napi::Result<()> {
         self.session.send_datagram(&payload).map_err(to_js)
     }
 
     /// Largest datagram payload now; 0 when the peer takes none.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn max_datagram_size(&self) -> u32 {
         self.session.max_datagram_size().unwrap_or(0) as u32
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close(&self, code: u32, reason: String) {
         self.session.close(code, &reason);
     }
@@ -135,7 +135,7 @@ impl NativeSession {
         self.session.draining().await;
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn stats(&self) -> NativeStats {
         let stats = self.session.connection_stats();
         let (sent, received, dropped) = self.session.datagram_counters();

@@ -67,7 +67,7 @@ impl NativeStream {
     }
 
     /// Sends STOP_SENDING with the application code.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn stop(&self, code: u32) {
         self.recv_abort.code.store(code, Ordering::Relaxed);
         if let Ok(mut guard) = self.recv.try_lock() {
@@ -108,7 +108,7 @@ impl NativeStream {
     }
 
     /// Sends RESET_STREAM with the application code.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn reset(&self, code: u32) {
         self.send_abort.code.store(code, Ordering::Relaxed);
         if let Ok(mut guard) = self.send.try_lock() {

@@ -18,9 +18,9 @@ pub struct GeneratedCert {
 
 /// Generates a self-signed certificate for `hostnames` (DNS names or IP literals), valid `days`.
 pub fn generate(hostnames: &[String], days: u32) -> Result<GeneratedCert> {
-    if hostnames.is_empty() {
+    let Some(common_name) = hostnames.first() else {
         return Err(Error::new(ErrorCode::InvalidOption, "hostnames must name at least one host"));
-    }
+    };
     if days == 0 || days > MAX_DAYS {
         return Err(Error::new(
             ErrorCode::InvalidOption,
@@ -44,7 +44,7 @@ pub fn generate(hostnames: &[String], days: u32) -> Result<GeneratedCert> {
         };
         params.subject_alt_names.push(san);
     }
-    params.distinguished_name.push(rcgen::DnType::CommonName, hostnames[0].clone());
+    params.distinguished_name.push(rcgen::DnType::CommonName, common_name.clone());
     // Backdate an hour for clock skew, and count the validity from there so that the whole
     // period stays within the limit browsers enforce.
     let not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);

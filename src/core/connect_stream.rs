@@ -41,8 +41,8 @@ impl ConnectStreamParser {
                 if take == 0 {
                     break;
                 }
-                self.capsules.extend_from_slice(&self.raw[..take]);
-                self.raw.advance(take);
+                let data = self.raw.split_to(take);
+                self.capsules.extend_from_slice(&data);
                 self.data_left -= take as u64;
                 while let Some(capsule) =
                     take_capsule(&mut self.capsules, MAX_CAPSULE).map_err(ConnectStreamError::Capsule)?

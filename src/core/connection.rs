@@ -171,14 +171,14 @@ async fn read_varint_exact(recv: &mut quinn::RecvStream) -> Result<Option<u64>, 
     let len = 1usize << (first[0] >> 6);
     let mut bytes = [0u8; 8];
     bytes[0] = first[0];
-    if len > 1 {
-        match recv.read_exact(&mut bytes[1..len]).await {
+    if let Some(rest) = bytes.get_mut(1..len) {
+        match recv.read_exact(rest).await {
             Ok(()) => {}
             Err(quinn::ReadExactError::FinishedEarly(_)) => return Ok(None),
             Err(_) => return Err(()),
         }
     }
-    Ok(varint::decode_slice(&bytes[..len]).map(|(v, _)| v))
+    Ok(bytes.get(..len).and_then(varint::decode_slice).map(|(v, _)| v))
 }
 
 /// Buffered frame reading for control and request streams.
@@ -258,9 +258,32 @@ macro_rules! or_return {
     };
 }
 
+/// Runs `task` as its own tokio task so that a panic in it (a bug, never expected) is contained:
+/// the one connection is closed with H3_INTERNAL_ERROR, the fault is counted and reported, and
+/// the server goes on. Node's process never sees the panic.
+async fn contained(
+    server: Arc<ServerShared>,
+    conn: quinn::Connection,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if let Err(error) = tokio::spawn(task).await {
+        if error.is_panic() {
+            server.counters.faults.fetch_add(1, Ordering::Relaxed);
+            conn.close(varint_code(code::H3_INTERNAL_ERROR), b"internal error");
+            server.handler.on_fault("a connection task panicked; the connection was closed with H3_INTERNAL_ERROR");
+        }
+    }
+}
+
 /// Runs a connection from handshake to close.
 pub(crate) async fn run(incoming: quinn::Incoming, server: Arc<ServerShared>) {
     let Ok(conn) = incoming.await else { return };
+    server.counters.connections.fetch_add(1, Ordering::Relaxed);
+    contained(server.clone(), conn.clone(), drive(conn, server.clone())).await;
+    server.counters.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn drive(conn: quinn::Connection, server: Arc<ServerShared>) {
     let state = Arc::new(Conn {
         conn: conn.clone(),
         server: server.clone(),
@@ -283,13 +306,19 @@ pub(crate) async fn run(incoming: quinn::Incoming, server: Arc<ServerShared>) {
     let uni_state = state.clone();
     let uni_loop = async move {
         while let Ok(recv) = uni_state.conn.accept_uni().await {
-            uni_state.server.tracker.spawn(handle_uni(uni_state.clone(), recv));
+            let task = contained(uni_state.server.clone(), uni_state.conn.clone(), handle_uni(uni_state.clone(), recv));
+            uni_state.server.tracker.spawn(task);
         }
     };
     let bidi_state = state.clone();
     let bidi_loop = async move {
         while let Ok((send, recv)) = bidi_state.conn.accept_bi().await {
-            bidi_state.server.tracker.spawn(handle_bidi(bidi_state.clone(), send, recv));
+            let task = contained(
+                bidi_state.server.clone(),
+                bidi_state.conn.clone(),
+                handle_bidi(bidi_state.clone(), send, recv),
+            );
+            bidi_state.server.tracker.spawn(task);
         }
     };
     let dgram_state = state.clone();
@@ -480,6 +509,11 @@ async fn handle_request(
         Ok(info) => info,
         Err(_) => return reject_bidi(send, reader.recv, code::H3_MESSAGE_ERROR),
     };
+    #[cfg(feature = "fault-injection")]
+    #[allow(clippy::panic)]
+    if info.path == "/.fault-injection/panic" {
+        panic!("fault injection: a bug in a connection task");
+    }
     if !info.is_webtransport() {
         // Extended CONNECT with a protocol we do not speak, or a proxy CONNECT: not implemented.
         let status = if info.method == "CONNECT" { 501 } else { 404 };
@@ -532,7 +566,7 @@ async fn handle_request(
     };
     let (session, close_rx) =
         SessionShared::new(id, state.conn.clone(), info, protocol.clone(), state.server.config.datagram_queue);
-    let Some(key) = state.server.register(session.clone()) else {
+    let Some(registration) = state.server.register(session.clone()) else {
         return respond_and_end(send, reader.recv, 429, &[]).await;
     };
     headers.push(("sec-webtransport-http3-draft".into(), "draft02".into()));
@@ -552,7 +586,7 @@ async fn handle_request(
             connection_lost: false,
         });
     }
-    state.server.unregister(key);
+    drop(registration);
 }
 
 /// A structured-field String (RFC 8941 §3.3.3): quoted, with `"` and `\` escaped.

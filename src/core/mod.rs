@@ -5,6 +5,10 @@
 //! CONNECT stream (capsules), streams routed to any session id, the client's SETTINGS awaited
 //! per request, and the `webtransport-h3` token, none of which h3 0.0.8's public API allows.
 
+// Network and user data must never panic the Node process: these lints keep unwraps, expects,
+// explicit panics and unchecked indexing out of the core (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+
 pub mod cert;
 pub mod config;
 mod connect_stream;

@@ -57,6 +57,40 @@ impl IncomingRequest {
 /// not block.
 pub trait RequestHandler: Send + Sync + 'static {
     fn on_request(&self, request: IncomingRequest);
+
+    /// A contained internal fault (a panic in a connection's task): the connection was closed
+    /// with H3_INTERNAL_ERROR and the server goes on. For logs and operators.
+    fn on_fault(&self, _message: &str) {}
+}
+
+/// Live counts, for tests and operators: after sessions end these return to zero.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub connections: AtomicU64,
+    pub sessions: AtomicU64,
+    /// Contained panics since start.
+    pub faults: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    pub connections: u64,
+    pub sessions: u64,
+    pub faults: u64,
+}
+
+/// Unregisters a session when dropped, also while a panicking task unwinds.
+pub(crate) struct Registration {
+    server: Arc<ServerShared>,
+    key: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.server.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+        self.server.counters.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub(crate) struct ServerShared {
@@ -68,25 +102,21 @@ pub(crate) struct ServerShared {
     pub(crate) sessions: Mutex<HashMap<u64, Arc<SessionShared>>>,
     next_session_key: AtomicU64,
     closed: AtomicBool,
-    /// What `close()` asks every session to close with.
-    pub(crate) close_with: Mutex<(u32, String)>,
+    pub(crate) counters: Counters,
 }
 
 impl ServerShared {
-    /// Registers a live session; returns its key for [`Self::unregister`], or `None` when the
-    /// session limit is reached.
-    pub(crate) fn register(&self, session: Arc<SessionShared>) -> Option<u64> {
+    /// Registers a live session until the returned guard drops, or `None` when the session
+    /// limit is reached.
+    pub(crate) fn register(self: &Arc<Self>, session: Arc<SessionShared>) -> Option<Registration> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if sessions.len() >= self.config.max_sessions as usize {
             return None;
         }
         let key = self.next_session_key.fetch_add(1, Ordering::Relaxed);
         sessions.insert(key, session);
-        Some(key)
-    }
-
-    pub(crate) fn unregister(&self, key: u64) {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.counters.sessions.fetch_add(1, Ordering::Relaxed);
+        Some(Registration { server: self.clone(), key })
     }
 
     pub(crate) fn session_count(&self) -> usize {
@@ -148,7 +178,7 @@ impl Server {
             sessions: Mutex::new(HashMap::new()),
             next_session_key: AtomicU64::new(0),
             closed: AtomicBool::new(false),
-            close_with: Mutex::new((0, String::new())),
+            counters: Counters::default(),
         });
         let accept_endpoint = endpoint.clone();
         let accept_shared = shared.clone();
@@ -183,13 +213,22 @@ impl Server {
         self.shared.session_count()
     }
 
+    /// Live connections and sessions, and contained faults.
+    pub fn counters(&self) -> CounterSnapshot {
+        let c = &self.shared.counters;
+        CounterSnapshot {
+            connections: c.connections.load(Ordering::Relaxed),
+            sessions: c.sessions.load(Ordering::Relaxed),
+            faults: c.faults.load(Ordering::Relaxed),
+        }
+    }
+
     /// Drains and stops: refuses new connections, sends GOAWAY on every connection and
     /// DRAIN_WEBTRANSPORT_SESSION on every session, lets sessions end by themselves for up to
     /// `grace`, closes the rest with `code` and `reason`, then closes the endpoint and waits for
     /// every task. Idempotent: later calls wait for the same end.
     pub async fn close(&self, code: u32, reason: &str, grace: Duration) {
         if !self.shared.closed.swap(true, Ordering::SeqCst) {
-            *self.shared.close_with.lock().unwrap_or_else(|p| p.into_inner()) = (code, reason.to_string());
             self.endpoint.set_server_config(None);
             self.shared.closing.cancel();
             self.wait_for_sessions(grace).await;
@@ -200,6 +239,14 @@ impl Server {
             }
             // Each close waits (bounded) for its capsule to be acknowledged.
             self.wait_for_sessions(Duration::from_secs(3)).await;
+            // An acknowledged capsule may still be unread by the client's WebTransport layer;
+            // closing the connection under it turns a clean close into "connection lost" there.
+            // Clients close their connections once their sessions are gone: wait a little.
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+            while self.shared.counters.connections.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             self.endpoint.close(quinn::VarInt::from_u32(super::proto::code::H3_NO_ERROR as u32), b"server closed");
             self.shared.tracker.close();
         }
