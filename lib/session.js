@@ -5,6 +5,7 @@ const { WebTransportError, fromNative, invalidOption } = require('./errors')
 const { readableFrom, writableFrom, bidirectionalFrom } = require('./streams')
 
 const DATAGRAM_BATCH = 256
+const STREAM_BATCH = 64
 const MAX_REASON_BYTES = 1024
 
 /** A handled promise: awaiting it still sees the rejection, but nobody is forced to. */
@@ -35,9 +36,9 @@ class WebTransportSession {
     this.incomingBidirectionalStreams = new ReadableStream(
       {
         async pull(controller) {
-          const stream = await native.acceptBidi()
-          if (stream === null) controller.close()
-          else controller.enqueue(bidirectionalFrom(stream))
+          const batch = await native.acceptBidi(STREAM_BATCH)
+          if (batch.length === 0) controller.close()
+          for (const stream of batch) controller.enqueue(bidirectionalFrom(stream))
         },
       },
       { highWaterMark: 0 },
@@ -45,9 +46,9 @@ class WebTransportSession {
     this.incomingUnidirectionalStreams = new ReadableStream(
       {
         async pull(controller) {
-          const stream = await native.acceptUni()
-          if (stream === null) controller.close()
-          else controller.enqueue(readableFrom(stream))
+          const batch = await native.acceptUni(STREAM_BATCH)
+          if (batch.length === 0) controller.close()
+          for (const stream of batch) controller.enqueue(readableFrom(stream))
         },
       },
       { highWaterMark: 0 },
@@ -55,13 +56,16 @@ class WebTransportSession {
     this.#datagrams = {
       readable: new ReadableStream(
         {
-          async pull(controller) {
-            const batch = await native.readDatagrams(DATAGRAM_BATCH)
-            if (batch === null) {
-              controller.close()
+          pull(controller) {
+            const queued = native.takeDatagrams(DATAGRAM_BATCH)
+            if (queued.length > 0) {
+              for (const datagram of queued) controller.enqueue(datagram)
               return
             }
-            for (const datagram of batch) controller.enqueue(datagram)
+            return native.readDatagrams(DATAGRAM_BATCH).then((batch) => {
+              if (batch === null) return controller.close()
+              for (const datagram of batch) controller.enqueue(datagram)
+            })
           },
         },
         { highWaterMark: 0 },

@@ -2,7 +2,9 @@
 
 // WHATWG streams over native stream handles. Bytes cross the boundary in chunks of up to
 // READ_CHUNK bytes per call, and QUIC flow control is the backpressure: `write` resolves only
-// when the native side has taken the chunk.
+// when the native side has taken the chunk. Each operation first tries the synchronous native
+// call (about 0.1 us) and only falls back to the awaited one (5-10 us) when it would have to
+// wait: data usually has arrived already, and writes usually fit the flow-control window.
 
 const { ReadableStream, WritableStream } = require('node:stream/web')
 const { fromNative } = require('./errors')
@@ -18,16 +20,20 @@ function streamErrorCodeOf(reason) {
 function readableFrom(native) {
   return new ReadableStream(
     {
-      async pull(controller) {
-        let chunk
+      pull(controller) {
+        let now
         try {
-          chunk = await native.read(READ_CHUNK)
+          now = native.readNow(READ_CHUNK)
         } catch (error) {
           controller.error(fromNative(error))
           return
         }
-        if (chunk === null) controller.close()
-        else controller.enqueue(chunk)
+        if (now === null) return controller.close()
+        if (now !== undefined) return controller.enqueue(now)
+        return native.read(READ_CHUNK).then(
+          (chunk) => (chunk === null ? controller.close() : controller.enqueue(chunk)),
+          (error) => controller.error(fromNative(error)),
+        )
       },
       cancel(reason) {
         native.stop(streamErrorCodeOf(reason))
@@ -40,24 +46,33 @@ function readableFrom(native) {
 function writableFrom(native) {
   return new WritableStream(
     {
-      async write(chunk) {
-        if (!(chunk instanceof Uint8Array) && !(chunk instanceof ArrayBuffer)) {
+      write(chunk) {
+        if (chunk instanceof ArrayBuffer) chunk = new Uint8Array(chunk)
+        if (!(chunk instanceof Uint8Array)) {
           const error = new TypeError('stream chunks must be Uint8Array, Buffer or ArrayBuffer')
           error.code = 'WT_ERR_INVALID_OPTION'
           throw error
         }
+        let taken
         try {
-          await native.write(chunk instanceof ArrayBuffer ? new Uint8Array(chunk) : chunk)
+          taken = native.writeNow(chunk)
         } catch (error) {
           throw fromNative(error)
         }
+        if (taken === chunk.byteLength) return
+        return native.write(chunk.subarray(taken)).catch((error) => {
+          throw fromNative(error)
+        })
       },
-      async close() {
+      close() {
         try {
-          await native.finish()
+          if (native.finishNow()) return
         } catch (error) {
           throw fromNative(error)
         }
+        return native.finish().catch((error) => {
+          throw fromNative(error)
+        })
       },
       abort(reason) {
         native.reset(streamErrorCodeOf(reason))

@@ -61,18 +61,26 @@ impl NativeSession {
         self.session.protocol().to_string()
     }
 
-    /// The next client-opened bidirectional stream; null once the session ended.
+    /// The client-opened bidirectional streams waiting (at least one; waits for it), up to
+    /// `max`, in one crossing; empty once the session ended.
     #[napi]
-    pub async fn accept_bidi(&self) -> Option<NativeStream> {
-        let (send, recv) = self.session.accept_bi().await?;
-        Some(NativeStream::new(Some(send), Some(recv)))
+    pub async fn accept_bidi(&self, max: u32) -> Vec<NativeStream> {
+        let batch = self.session.accept_bi_batch(max as usize).await;
+        batch.into_iter().map(|(send, recv)| NativeStream::new(Some(send), Some(recv))).collect()
     }
 
-    /// The next client-opened unidirectional stream; null once the session ended.
+    /// The client-opened unidirectional streams waiting (at least one), up to `max`; empty once
+    /// the session ended.
     #[napi]
-    pub async fn accept_uni(&self) -> Option<NativeStream> {
-        let recv = self.session.accept_uni().await?;
-        Some(NativeStream::new(None, Some(recv)))
+    pub async fn accept_uni(&self, max: u32) -> Vec<NativeStream> {
+        let batch = self.session.accept_uni_batch(max as usize).await;
+        batch.into_iter().map(|recv| NativeStream::new(None, Some(recv))).collect()
+    }
+
+    /// Queued datagrams without waiting (empty when none); `readDatagrams` waits for some.
+    #[napi(catch_unwind)]
+    pub fn take_datagrams(&self, max: u32) -> Vec<Buffer> {
+        self.session.take_datagrams(max as usize).into_iter().map(|b| Buffer::from(b.to_vec())).collect()
     }
 
     #[napi]

@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
-use napi::bindgen_prelude::{Buffer, Uint8Array};
+use napi::bindgen_prelude::{Buffer, Either3, Null, Uint8Array};
 use napi_derive::napi;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +66,23 @@ impl NativeStream {
         }
     }
 
+    /// What has arrived, without waiting: a Buffer, null at the end of the stream, or undefined
+    /// when nothing is there yet (then call `read`). Saves the async round trip when data is
+    /// already waiting, which it usually is.
+    #[napi(catch_unwind)]
+    pub fn read_now(&self, max: u32) -> napi::Result<Either3<Buffer, Null, ()>> {
+        let Ok(mut guard) = self.recv.try_lock() else { return Ok(Either3::C(())) };
+        let Some(recv) = guard.as_mut() else {
+            return Err(local_error(ErrorCode::StreamReset, "the stream has no readable side or was cancelled"));
+        };
+        match recv.read_now(max.max(1) as usize) {
+            None => Ok(Either3::C(())),
+            Some(Ok(Some(bytes))) => Ok(Either3::A(Buffer::from(bytes))),
+            Some(Ok(None)) => Ok(Either3::B(Null)),
+            Some(Err(e)) => Err(to_js(e)),
+        }
+    }
+
     /// Sends STOP_SENDING with the application code.
     #[napi(catch_unwind)]
     pub fn stop(&self, code: u32) {
@@ -76,6 +93,28 @@ impl NativeStream {
             }
         }
         self.recv_abort.token.cancel();
+    }
+
+    /// Writes what QUIC takes now without waiting and returns the number of bytes taken; the
+    /// rest (if any) goes through `write`. 0 while another write is in flight.
+    #[napi(catch_unwind)]
+    pub fn write_now(&self, chunk: Uint8Array) -> napi::Result<u32> {
+        let Ok(mut guard) = self.send.try_lock() else { return Ok(0) };
+        let Some(send) = guard.as_mut() else {
+            return Err(local_error(ErrorCode::StreamStopped, "the stream has no writable side or was aborted"));
+        };
+        send.write_now(&chunk).map(|n| n as u32).map_err(to_js)
+    }
+
+    /// Ends the writable side (FIN) without waiting; false when a write is still in flight (then
+    /// call `finish`).
+    #[napi(catch_unwind)]
+    pub fn finish_now(&self) -> napi::Result<bool> {
+        let Ok(mut guard) = self.send.try_lock() else { return Ok(false) };
+        match guard.as_mut() {
+            Some(send) => send.finish().map(|()| true).map_err(to_js),
+            None => Err(local_error(ErrorCode::StreamStopped, "the stream has no writable side or was aborted")),
+        }
     }
 
     /// Writes the whole chunk; resolves when QUIC flow control has taken it.

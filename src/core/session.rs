@@ -138,6 +138,23 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// Waits for one item (or the session's end), then takes whatever else is queued, up to `max`.
+async fn recv_batch<T>(rx: &mut mpsc::UnboundedReceiver<T>, gone: &CancellationToken, max: usize) -> Vec<T> {
+    let first = tokio::select! {
+        biased;
+        next = rx.recv() => next,
+        () = gone.cancelled() => None,
+    };
+    let mut out: Vec<T> = first.into_iter().collect();
+    while !out.is_empty() && out.len() < max.max(1) {
+        match rx.try_recv() {
+            Ok(item) => out.push(item),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
 fn closed_error() -> Error {
     Error::new(ErrorCode::SessionClosed, "the session is closed")
 }
@@ -169,6 +186,32 @@ impl Session {
             }),
             () = self.shared.gone.cancelled() => None,
         }
+    }
+
+    /// Every bidirectional stream already waiting (at least one: waits for the first), so a
+    /// binding can hand many to JS per crossing. Empty once the session has ended.
+    pub async fn accept_bi_batch(&self, max: usize) -> Vec<(SendStream, RecvStream)> {
+        let mut rx = self.shared.incoming_bidi.lock().await;
+        let gone = &self.shared.gone;
+        recv_batch(&mut rx, gone, max)
+            .await
+            .into_iter()
+            .map(|(s, r)| (SendStream::new(s, gone.clone()), RecvStream::new(r, gone.clone())))
+            .collect()
+    }
+
+    /// Every unidirectional stream already waiting (at least one); empty once the session ended.
+    pub async fn accept_uni_batch(&self, max: usize) -> Vec<RecvStream> {
+        let mut rx = self.shared.incoming_uni.lock().await;
+        let gone = &self.shared.gone;
+        recv_batch(&mut rx, gone, max).await.into_iter().map(|r| RecvStream::new(r, gone.clone())).collect()
+    }
+
+    /// Takes up to `max` queued datagrams without waiting (empty when none are queued).
+    pub fn take_datagrams(&self, max: usize) -> Vec<Bytes> {
+        let mut queue = self.shared.datagrams.lock().unwrap_or_else(|p| p.into_inner());
+        let take = queue.len().min(max);
+        queue.drain(..take).collect()
     }
 
     /// The next unidirectional stream the client opened; `None` once the session has ended.

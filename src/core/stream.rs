@@ -43,6 +43,24 @@ impl SendStream {
         }
     }
 
+    /// Writes as much of `data` as QUIC takes right now without waiting; returns how many bytes
+    /// were taken (0 when flow control is exhausted). Lets a binding skip an async round trip
+    /// for the common case of a write that fits the window.
+    pub fn write_now(&mut self, data: &[u8]) -> Result<usize, Error> {
+        if self.session_gone.is_cancelled() {
+            return Err(session_gone());
+        }
+        let mut written = 0;
+        while let Some(rest) = data.get(written..).filter(|rest| !rest.is_empty()) {
+            match poll_once(self.inner.write(rest)) {
+                Some(Ok(0)) | None => break,
+                Some(Ok(n)) => written += n,
+                Some(Err(e)) => return Err(write_error(e)),
+            }
+        }
+        Ok(written)
+    }
+
     /// Ends the stream cleanly (FIN) after what was written.
     pub fn finish(&mut self) -> Result<(), Error> {
         self.inner.finish().map_err(|_| Error::new(ErrorCode::StreamStopped, "the stream is already finished or reset"))
@@ -112,6 +130,11 @@ impl RecvStream {
             }
         }
         Ok(Some(out))
+    }
+
+    /// [`Self::read_gathered`] without waiting: `None` when nothing has arrived yet.
+    pub fn read_now(&mut self, max: usize) -> Option<Result<Option<Vec<u8>>, Error>> {
+        poll_once(self.read_gathered(max))
     }
 
     /// Reads the next chunk of at most `max` bytes, in order; `None` at the end of the stream.
