@@ -124,6 +124,11 @@ export interface ServerOptions {
    * (of up to 1500 bytes) QUIC holds for sending before it drops the oldest. Default 1024 each.
    */
   datagrams?: { incomingHighWaterMark?: number; outgoingHighWaterMark?: number }
+  /**
+   * Write TLS secrets to the file named by the SSLKEYLOGFILE environment variable, for packet
+   * captures. Default false: no key material is ever written unless this is set.
+   */
+  keyLog?: boolean
   /** Congestion controller. Default 'cubic'. */
   congestionControl?: 'cubic' | 'bbr' | 'newreno'
   /** Milliseconds `close()` lets sessions finish before the connections are closed. Default 2000. */
@@ -215,7 +220,7 @@ export class Server extends EventEmitter<ServerEvents> {
   /** The bound address; null before listening and after close. */
   address(): AddressInfo | null
   /** Live counts: connections, sessions, and internal faults contained (each closed one connection). */
-  counters(): { connections: number; sessions: number; faults: number }
+  counters(): { connections: number; sessions: number; faults: number; tasks: number; streamHalves: number }
   /** Closes every session with the code and reason and stops the server; idempotent. */
   close(closeInfo?: CloseInfo): Promise<void>
   [Symbol.asyncDispose](): Promise<void>

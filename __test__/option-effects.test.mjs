@@ -9,17 +9,12 @@
 // wt-client: cargo build --release -p wt-client, or set WT_CLIENT_BIN to a built binary.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 
 import { Server, generateCertificate } from '../index.js'
 import { startEchoServer } from './support/echo-server.mjs'
+import { assertClientBuilt, runWtClient } from './support/wt-client.mjs'
 import { startBrowserEnv, runInPage, closePage, withTimeout } from './support/browser.mjs'
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const BIN = process.env.WT_CLIENT_BIN || path.join(repo, 'target', 'release', 'wt-client')
 
 const certificate = generateCertificate({ hostnames: ['127.0.0.1'], days: 3 })
 const hashHex = Buffer.from(certificate.hash.value).toString('hex')
@@ -88,16 +83,7 @@ function settle(promise, ms) {
 }
 
 function runClient(server, args, { timeoutMs = 30_000 } = {}) {
-  const argv = ['--url', server.url('/echo'), '--cert-hash', server.hashHex, '--timeout-ms', String(timeoutMs), ...args]
-  return new Promise((resolve) => {
-    execFile(BIN, argv, { timeout: timeoutMs + 10_000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
-      let json = null
-      try {
-        json = JSON.parse(stdout.trim().split('\n').at(-1) ?? '')
-      } catch {}
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, json, stdout, stderr })
-    })
-  })
+  return runWtClient(server, args, { timeoutMs })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,7 +282,7 @@ test('keepAliveInterval: 100 keeps a session idle for 2 s open under idleTimeout
 // congestion window is reported for information only; its value depends on timing.
 for (const congestionControl of ['cubic', 'bbr', 'newreno']) {
   test(`congestionControl: '${congestionControl}' completes a 2 MB echo`, { timeout: 60_000 }, async () => {
-    assert.ok(existsSync(BIN), `wt-client binary not found at ${BIN}: build it or set WT_CLIENT_BIN`)
+    assertClientBuilt()
     const echo = await startEchoServer({ congestionControl })
     try {
       const result = await runClient(echo, ['bidi-echo', '2000000'])

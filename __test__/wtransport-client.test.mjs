@@ -5,23 +5,14 @@
 // Build it first: cargo build --release -p wt-client   (or set WT_CLIENT_BIN to a built binary).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 
 import { startEchoServer } from './support/echo-server.mjs'
-
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const BIN = process.env.WT_CLIENT_BIN || path.join(repo, 'target', 'release', 'wt-client')
+import { assertClientBuilt, assertClientOk, runWtClient } from './support/wt-client.mjs'
 
 let echo
 
 before(async () => {
-  assert.ok(
-    existsSync(BIN),
-    `wt-client binary not found at ${BIN}: run \`cargo build --release -p wt-client\` or set WT_CLIENT_BIN`,
-  )
+  assertClientBuilt()
   echo = await startEchoServer()
 })
 
@@ -39,30 +30,12 @@ after(async () => {
   }
 })
 
-/** Runs one scenario; resolves with the exit code, the parsed last JSON line and the raw output. */
-function runClient(args, { path: urlPath = '/echo', timeoutMs = 20000, extra = [], server = echo } = {}) {
-  const argv = ['--url', server.url(urlPath), '--cert-hash', server.hashHex, '--timeout-ms', String(timeoutMs), ...extra, ...args]
-  return new Promise((resolve) => {
-    execFile(BIN, argv, { timeout: timeoutMs + 10000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
-      const lines = stdout.trim().split('\n').filter(Boolean)
-      let json = null
-      try {
-        json = JSON.parse(lines.at(-1) ?? '')
-      } catch {}
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0
-      resolve({ code, json, stdout, stderr, killed: error?.killed ?? false })
-    })
-  })
+/** Runs one scenario against the suite's echo server (or `server`). */
+function runClient(args, { server = echo, ...options } = {}) {
+  return runWtClient(server, args, options)
 }
 
-/** Asserts the tool reported success, with its whole output in the message when it did not. */
-function assertOk(result) {
-  const detail = `exit ${result.code}${result.killed ? ' (killed)' : ''}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`
-  assert.ok(result.json, `no JSON on the last stdout line: ${detail}`)
-  assert.equal(result.json.ok, true, detail)
-  assert.equal(result.code, 0, detail)
-  return result.json
-}
+const assertOk = assertClientOk
 
 /** Runs `fn` while watching for the one session it opens on the echo server; returns that session. */
 async function withNewSession(fn) {
@@ -188,12 +161,9 @@ test('origin: a same-host Origin opens a working session', async () => {
 
 test('certificate pinning: a wrong hash fails the handshake', async () => {
   const wrong = echo.hashHex.replace(/^./, (c) => (c === '0' ? '1' : '0'))
-  const argv = ['--url', echo.url(), '--cert-hash', wrong, '--timeout-ms', '10000', 'bidi-echo', '10']
-  const result = await new Promise((resolve) => {
-    execFile(BIN, argv, { timeout: 20000 }, (error, stdout) => resolve({ code: error?.code ?? 0, stdout }))
-  })
+  const result = await runWtClient({ url: echo.url, hashHex: wrong }, ['bidi-echo', '10'], { timeoutMs: 10_000 })
   assert.equal(result.code, 1)
-  const json = JSON.parse(result.stdout.trim().split('\n').at(-1))
+  const json = result.json
   assert.equal(json.ok, false)
   assert.match(json.error, /certificate|UnknownIssuer/i)
 })

@@ -76,6 +76,13 @@ function datagramsOption(options) {
   }
 }
 
+function booleanOption(options, name) {
+  const value = options[name]
+  if (value === undefined) return undefined
+  if (typeof value !== 'boolean') throw invalidOption(`${name} must be a boolean`)
+  return value
+}
+
 const CONGESTION = ['cubic', 'bbr', 'newreno']
 
 function congestionOption(options) {
@@ -196,6 +203,7 @@ class Server extends EventEmitter {
       decisionTimeout: this.#callbackTimeout + 5_000,
       ...datagramsOption(options),
       congestionControl: congestionOption(options),
+      keyLog: booleanOption(options, 'keyLog'),
     }
     let bindError = null
     try {
@@ -227,11 +235,12 @@ class Server extends EventEmitter {
   }
 
   /**
-   * Live counts for tests and operators: `{ connections, sessions, faults }` (faults: internal
-   * errors contained by closing one connection). Zeros once closed.
+   * Live counts for tests and operators: `{ connections, sessions, faults, tasks, streamHalves }`
+   * (faults: internal errors contained by closing one connection; streamHalves: stream sides
+   * alive in the process). Zeros once closed, except streamHalves, which is process-wide.
    */
   counters() {
-    if (!this.#native) return { connections: 0, sessions: 0, faults: 0 }
+    if (!this.#native) return { connections: 0, sessions: 0, faults: 0, tasks: 0, streamHalves: 0 }
     return this.#native.counters()
   }
 
@@ -297,20 +306,33 @@ class Server extends EventEmitter {
     this.#emitSafely('session', session)
   }
 
-  /** Emits without letting a throwing listener escape into the native callback. */
+  /**
+   * Emits to every listener on its own: one that throws (or, being async, rejects) neither stops
+   * the others nor escapes into the native callback or an unhandled rejection; it is reported
+   * on 'error' (WT_ERR_LISTENER_FAILED), or as a process warning when nobody listens there.
+   */
   #emitSafely(event, ...args) {
-    try {
-      this.emit(event, ...args)
-    } catch (error) {
-      process.nextTick(() => {
-        if (event !== 'error' && this.listenerCount('error') > 0) {
-          const wrapped = callbackError('WT_ERR_LISTENER_FAILED', `a '${event}' listener threw: ${error && error.message}`, error)
-          this.emit('error', wrapped)
-        } else {
-          process.emitWarning(`webtransport-napi: a '${event}' listener threw: ${error && error.stack ? error.stack : error}`)
+    for (const listener of this.rawListeners(event)) {
+      try {
+        const result = listener.apply(this, args)
+        if (result && typeof result.then === 'function') {
+          result.then(undefined, (error) => this.#reportListenerError(event, error))
         }
-      })
+      } catch (error) {
+        this.#reportListenerError(event, error)
+      }
     }
+  }
+
+  #reportListenerError(event, error) {
+    process.nextTick(() => {
+      const message = `a '${event}' listener threw: ${error && error.message ? error.message : error}`
+      if (this.listenerCount('error') > 0) {
+        this.emit('error', callbackError('WT_ERR_LISTENER_FAILED', message, error))
+      } else {
+        process.emitWarning(`webtransport-napi: ${message}`, { code: 'WT_ERR_LISTENER_FAILED' })
+      }
+    })
   }
 
   /**

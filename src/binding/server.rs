@@ -34,6 +34,8 @@ pub struct NativeServerOptions {
     pub outgoing_datagram_queue: Option<u32>,
     /// 'cubic' | 'bbr' | 'newreno'.
     pub congestion_control: Option<String>,
+    /// Write TLS secrets to the file named by SSLKEYLOGFILE (for Wireshark); off unless asked.
+    pub key_log: Option<bool>,
 }
 
 type RequestCallback = ThreadsafeFunction<NativeRequest, (), NativeRequest, Status, false>;
@@ -116,6 +118,7 @@ impl NativeServer {
         if let Some(v) = options.outgoing_datagram_queue {
             config.outgoing_datagram_queue = v.max(1) as usize;
         }
+        config.key_log = options.key_log.unwrap_or(false);
         if let Some(name) = options.congestion_control.as_deref() {
             config.congestion_control = name.parse().map_err(to_js)?;
         }
@@ -141,7 +144,13 @@ impl NativeServer {
     #[napi(catch_unwind)]
     pub fn counters(&self) -> ServerCounters {
         let c = self.server.counters();
-        ServerCounters { connections: c.connections as f64, sessions: c.sessions as f64, faults: c.faults as f64 }
+        ServerCounters {
+            connections: c.connections as f64,
+            sessions: c.sessions as f64,
+            faults: c.faults as f64,
+            tasks: c.tasks as f64,
+            stream_halves: c.stream_halves as f64,
+        }
     }
 
     /// Closes every session with the code and reason, waits up to `grace_ms` for them, then
@@ -160,6 +169,10 @@ pub struct ServerCounters {
     pub sessions: f64,
     /// Internal faults contained (each closed one connection with H3_INTERNAL_ERROR).
     pub faults: f64,
+    /// Native tasks running for this server.
+    pub tasks: f64,
+    /// WebTransport stream halves alive in the process (send and receive sides counted apart).
+    pub stream_halves: f64,
 }
 
 /// Like Node's `server.address()`.

@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub congestion_control: CongestionControl,
     /// Largest request header section (encoded) accepted.
     pub max_header_bytes: usize,
+    /// Honour SSLKEYLOGFILE (TLS secrets for packet captures). Off by default: key material is
+    /// never written anywhere unless the application opts in.
+    pub key_log: bool,
 }
 
 impl ServerConfig {
@@ -86,12 +89,16 @@ impl ServerConfig {
             outgoing_datagram_queue: 1024,
             congestion_control: CongestionControl::Cubic,
             max_header_bytes: 16 * 1024,
+            key_log: false,
         }
     }
 
     /// Builds quinn's server configuration; fails on a bad certificate, key or limit.
     pub fn quinn_config(&self) -> Result<quinn::ServerConfig> {
-        let crypto = tls::server_crypto(&self.cert_pem, &self.key_pem)?;
+        let mut crypto = tls::server_crypto(&self.cert_pem, &self.key_pem)?;
+        if self.key_log {
+            crypto.key_log = Arc::new(rustls::KeyLogFile::new());
+        }
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto)
             .map_err(|e| Error::new(ErrorCode::InvalidCert, format!("tls setup for quic failed: {e}")))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));

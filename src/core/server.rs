@@ -78,6 +78,10 @@ pub struct CounterSnapshot {
     pub connections: u64,
     pub sessions: u64,
     pub faults: u64,
+    /// Tasks this server is running (accept loop, per-connection and per-stream tasks).
+    pub tasks: u64,
+    /// WebTransport stream halves alive in the process (all servers).
+    pub stream_halves: u64,
 }
 
 /// Unregisters a session when dropped, also while a panicking task unwinds.
@@ -220,6 +224,8 @@ impl Server {
             connections: c.connections.load(Ordering::Relaxed),
             sessions: c.sessions.load(Ordering::Relaxed),
             faults: c.faults.load(Ordering::Relaxed),
+            tasks: self.shared.tracker.len() as u64,
+            stream_halves: super::stream::live_stream_halves(),
         }
     }
 

@@ -7,6 +7,32 @@ use tokio_util::sync::CancellationToken;
 use super::error::{Error, ErrorCode};
 use super::proto::{app_code_to_h3, code, h3_to_app_code};
 
+/// WebTransport stream halves alive in this process, across servers: with sessions gone it
+/// returns to zero, which is what leak tests and operators check.
+static LIVE_STREAM_HALVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Stream halves (send or receive) currently alive in this process.
+pub fn live_stream_halves() -> u64 {
+    LIVE_STREAM_HALVES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts one live half while it exists.
+#[derive(Debug)]
+struct Alive;
+
+impl Alive {
+    fn new() -> Self {
+        LIVE_STREAM_HALVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        LIVE_STREAM_HALVES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn code_of(value: quinn::VarInt) -> Option<u32> {
     h3_to_app_code(value.into_inner())
 }
@@ -24,11 +50,12 @@ fn connection_error(e: &quinn::ConnectionError) -> Error {
 pub struct SendStream {
     inner: quinn::SendStream,
     session_gone: CancellationToken,
+    _alive: Alive,
 }
 
 impl SendStream {
     pub(crate) fn new(inner: quinn::SendStream, session_gone: CancellationToken) -> Self {
-        Self { inner, session_gone }
+        Self { inner, session_gone, _alive: Alive::new() }
     }
 
     /// Writes all of `data`, waiting on QUIC flow control (this is the backpressure).
@@ -104,11 +131,12 @@ fn write_error(e: quinn::WriteError) -> Error {
 pub struct RecvStream {
     inner: quinn::RecvStream,
     session_gone: CancellationToken,
+    _alive: Alive,
 }
 
 impl RecvStream {
     pub(crate) fn new(inner: quinn::RecvStream, session_gone: CancellationToken) -> Self {
-        Self { inner, session_gone }
+        Self { inner, session_gone, _alive: Alive::new() }
     }
 
     /// Reads what has arrived, at least one byte and at most `max`, into one buffer; `None` at

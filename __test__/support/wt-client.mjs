@@ -1,0 +1,45 @@
+// Runs the independent Rust client (tools/wt-client, on the wtransport crate) against a server.
+// `npm test` builds it (cargo build --release -p wt-client) before the node suites.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const WT_CLIENT_BIN = process.env.WT_CLIENT_BIN || path.join(repo, 'target', 'release', 'wt-client')
+
+/** Fails with the build hint when the client binary is missing. */
+export function assertClientBuilt() {
+  assert.ok(
+    existsSync(WT_CLIENT_BIN),
+    `wt-client binary not found at ${WT_CLIENT_BIN}: run \`cargo build --release -p wt-client\` or set WT_CLIENT_BIN`,
+  )
+}
+
+/**
+ * Runs one scenario against `server` (an echo-server handle: url(), hashHex); resolves with the
+ * exit code, the parsed last JSON line and the raw output. Never rejects; bounded by timeoutMs.
+ */
+export function runWtClient(server, args, { path: urlPath = '/echo', timeoutMs = 20_000, extra = [] } = {}) {
+  const argv = ['--url', server.url(urlPath), '--cert-hash', server.hashHex, '--timeout-ms', String(timeoutMs), ...extra, ...args]
+  return new Promise((resolve) => {
+    execFile(WT_CLIENT_BIN, argv, { timeout: timeoutMs + 10_000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
+      let json = null
+      try {
+        json = JSON.parse(stdout.trim().split('\n').filter(Boolean).at(-1) ?? '')
+      } catch {}
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0
+      resolve({ code, json, stdout, stderr, killed: error?.killed ?? false })
+    })
+  })
+}
+
+/** Asserts the client reported success, with its whole output in the message when it did not. */
+export function assertClientOk(result) {
+  const detail = `exit ${result.code}${result.killed ? ' (killed)' : ''}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`
+  assert.ok(result.json, `no JSON on the last stdout line: ${detail}`)
+  assert.equal(result.json.ok, true, detail)
+  assert.equal(result.code, 0, detail)
+  return result.json
+}
