@@ -1,4 +1,5 @@
-// Drives a headless Chromium (through playwright-core) against a WebTransport server under test.
+// Drives a headless browser against a WebTransport server under test. Chromium (through playwright-core) is
+// launched here; support/firefox.mjs plugs Firefox into the same env.
 //
 // - launchBrowser(): one Chromium per test file, with a fresh profile in a temp dir (QUIC left on).
 // - startPageServer(): serves the test page over plain HTTP on 127.0.0.1, port 0. Loopback origins are
@@ -6,13 +7,19 @@
 //   http://127.0.0.1:<port>/ (same host as a WebTransport server on https://127.0.0.1:<wtPort>) and as
 //   http://localhost:<port>/ (a different host: the default origin check refuses it).
 // - runInPage(): page.evaluate() bounded by a timeout; the page's console output is attached to errors.
-// - startBrowserEnv(): both of the above, plus env.run('same' | 'cross', fn, arg) that opens a fresh page,
-//   runs fn(arg) in it and always closes the page.
+// - createBrowserEnv(launch): the page server plus the browser `launch` starts, with env.run('same' | 'cross',
+//   fn, arg) that opens a fresh page, runs fn(arg) in it and always closes the page, and env.close().
+//   startBrowserEnv() is createBrowserEnv(launchBrowser); firefox.mjs's startFirefoxEnv() is the Firefox one.
+// - launchWithProfile() / openTestPage(): the parts of a launcher that do not depend on the browser (a temp
+//   profile removed after close; a page that records its console and waits for the helpers below).
 //
 // The page defines `window.T`, a few helpers the test functions (which run in the page) rely on:
 //   T.connect(url, hashHex, options) -> WebTransport (serverCertificateHashes set from hashHex)
+//   T.open(url, hashHex, options) -> WebTransport, once `ready` resolved (rejects after 10 s)
+//   T.exchange(wt, bytes, ms, what) -> Uint8Array: one bidi stream, bytes sent and finished, the whole reply
 //   T.readAll(readable) -> Uint8Array     T.enc(string) / T.dec(bytes)     T.hexToBytes(hex)
 //   T.timeout(promise, ms, what)          T.sleep(ms)                        T.describeError(err)
+//   T.failure(promise, ms, what) -> null if it resolves, else T.describeError(its rejection or the timeout)
 //   T.toBase64(bytes)                     T.pattern(length, seed) -> pseudo-random Uint8Array
 //   T.patternByte(position, seed)         (the byte T.pattern puts at a position)
 import http from 'node:http'
@@ -70,6 +77,19 @@ window.T = (() => {
     wt.closed.catch(() => {})
     return wt
   }
+  async function open(url, hashHex, options) {
+    const wt = connect(url, hashHex, options)
+    await timeout(wt.ready, 10_000, 'wt.ready')
+    return wt
+  }
+  async function failure(promise, ms, what) {
+    try {
+      await timeout(promise, ms, what)
+      return null
+    } catch (err) {
+      return describeError(err)
+    }
+  }
   async function readAll(readable) {
     const reader = readable.getReader()
     const chunks = []
@@ -98,7 +118,17 @@ window.T = (() => {
     for (let i = 0; i < length; i++) out[i] = patternByte(start + i, seed)
     return out
   }
-  return { enc, dec, sleep, hexToBytes, toBase64, timeout, describeError, connect, readAll, patternByte, pattern }
+  async function exchange(wt, bytes, ms = 10_000, what = 'reply') {
+    const stream = await wt.createBidirectionalStream()
+    const reply = readAll(stream.readable)
+    const writer = stream.writable.getWriter()
+    await writer.write(bytes)
+    await writer.close()
+    return timeout(reply, ms, what)
+  }
+  return {
+    enc, dec, sleep, hexToBytes, toBase64, timeout, describeError, failure, connect, open, readAll, exchange, patternByte, pattern,
+  }
 })()
 `
 
@@ -143,13 +173,11 @@ export async function startPageServer({ host = '127.0.0.1', html = PAGE_HTML } =
   }
 }
 
-/** Launches headless Chromium with a fresh profile. Returns { context, newPage(), close() }. */
-export async function launchBrowser({ executablePath = CHROMIUM_PATH, args = [], launchTimeout = 60_000 } = {}) {
-  const userDataDir = await mkdtemp(join(tmpdir(), 'wt-chromium-'))
-  let context
-  try {
+/** Launches headless Chromium with a fresh profile. Returns { context, userDataDir, newPage(url), close() }. */
+export function launchBrowser({ executablePath = CHROMIUM_PATH, args = [], launchTimeout = 60_000 } = {}) {
+  return launchWithProfile('wt-chromium-', async (userDataDir) => {
     // playwright refuses --user-data-dir in args, hence the persistent context.
-    context = await chromium.launchPersistentContext(userDataDir, {
+    const context = await chromium.launchPersistentContext(userDataDir, {
       executablePath,
       headless: true,
       timeout: launchTimeout,
@@ -164,35 +192,43 @@ export async function launchBrowser({ executablePath = CHROMIUM_PATH, args = [],
         ...args,
       ],
     })
+    return {
+      context,
+      newPage: (url) =>
+        openTestPage(() => context.newPage(), url, (page) =>
+          page.waitForFunction(() => typeof window.T === 'object', null, { timeout: 5_000 }),
+        ),
+      stop: () =>
+        withTimeout(context.close(), 15_000, 'closing Chromium').catch((err) => {
+          process.emitWarning(`browser.mjs: ${err.message}`)
+        }),
+    }
+  })
+}
+
+/**
+ * The browser-independent half of a launcher: makes a fresh profile dir, calls start(userDataDir) (which
+ * launches the browser and returns its handle with a stop()), and removes the dir when start() fails or
+ * after close(). Returns the handle with `userDataDir` and a once-only close() in place of stop().
+ */
+export async function launchWithProfile(prefix, start) {
+  const userDataDir = await mkdtemp(join(tmpdir(), prefix))
+  let handle
+  try {
+    handle = await start(userDataDir)
   } catch (err) {
     await removeDir(userDataDir)
     throw err
   }
+  const { stop, ...rest } = handle
   let closing
   return {
-    context,
+    ...rest,
     userDataDir,
-    async newPage(url) {
-      const page = await context.newPage()
-      page.logs = []
-      page.on('console', (msg) => page.logs.push(`[console.${msg.type()}] ${msg.text()}`))
-      page.on('pageerror', (err) => page.logs.push(`[pageerror] ${err?.stack || err}`))
-      if (url) {
-        try {
-          await page.goto(url, { timeout: 15_000 })
-          await page.waitForFunction(() => typeof window.T === 'object', null, { timeout: 5_000 })
-        } catch (err) {
-          await closePage(page)
-          throw err
-        }
-      }
-      return page
-    },
     close() {
       closing ??= (async () => {
-        await withTimeout(context.close(), 15_000, 'closing Chromium').catch((err) => {
-          process.emitWarning(`browser.mjs: ${err.message}`)
-        })
+        await stop()
+        // The browser may still be writing to its profile for a moment after exit; removeDir retries.
         await removeDir(userDataDir)
       })()
       return closing
@@ -200,8 +236,31 @@ export async function launchBrowser({ executablePath = CHROMIUM_PATH, args = [],
   }
 }
 
+/**
+ * A new page from createPage() that records its console output and page errors in page.logs (runInPage
+ * adds them to errors); with a url, it is loaded and waitForHelpers(page) waits for `window.T`. The page
+ * is closed again if loading fails.
+ */
+export async function openTestPage(createPage, url, waitForHelpers) {
+  const page = await createPage()
+  page.logs = []
+  page.on('console', (msg) => page.logs.push(`[console.${msg.type()}] ${msg.text()}`))
+  page.on('pageerror', (err) => page.logs.push(`[pageerror] ${err?.stack || err}`))
+  if (url) {
+    try {
+      await page.goto(url, { timeout: 15_000 })
+      await waitForHelpers(page)
+    } catch (err) {
+      await closePage(page)
+      throw err
+    }
+  }
+  return page
+}
+
 /** page.evaluate(fn, arg), rejected after `timeout` ms; the page's console log is added to errors. */
 export async function runInPage(page, fn, arg, { timeout = 20_000, label = fn.name || 'page function' } = {}) {
+  // playwright and puppeteer both pass arg as fn's first (only) argument.
   const evaluation = page.evaluate(fn, arg)
   evaluation.catch(() => {})
   try {
@@ -218,15 +277,17 @@ export async function closePage(page) {
 }
 
 /**
- * One browser and one page server for a test file.
+ * One browser and one page server for a test file, for any launcher: `launch(options)` starts the browser
+ * and returns { newPage(url), close() } (launchBrowser, or firefox.mjs's launchFirefox).
  * env.run(origin, fn, arg, options): opens a fresh page on 'same' (http://127.0.0.1:<port>/) or
  * 'cross' (http://localhost:<port>/), evaluates fn(arg) there, closes the page, returns the result.
+ * env.close(): closes the browser, then the page server.
  */
-export async function startBrowserEnv(options = {}) {
+export async function createBrowserEnv(launch, options = {}) {
   const pages = await startPageServer()
   let browser
   try {
-    browser = await launchBrowser(options)
+    browser = await launch(options)
   } catch (err) {
     await pages.close()
     throw err
@@ -256,6 +317,11 @@ export async function startBrowserEnv(options = {}) {
   }
 }
 
+/** One Chromium and one page server for a test file (see createBrowserEnv). */
+export function startBrowserEnv(options = {}) {
+  return createBrowserEnv(launchBrowser, options)
+}
+
 export function withTimeout(promise, ms, what) {
   let timer
   return Promise.race([
@@ -266,13 +332,13 @@ export function withTimeout(promise, ms, what) {
   ]).finally(() => clearTimeout(timer))
 }
 
-async function removeDir(dir) {
+/** rm -rf, retried for a second (a browser may hold its profile a moment after exit); warns if it fails. */
+export async function removeDir(dir) {
   for (let attempt = 0; ; attempt++) {
     try {
       await rm(dir, { recursive: true, force: true })
       return
     } catch (err) {
-      // Chromium may still be writing to its profile for a moment after exit.
       if (attempt >= 5) {
         process.emitWarning(`browser.mjs: could not remove ${dir}: ${err.message}`)
         return
