@@ -18,6 +18,8 @@ pub enum ConnectStreamError {
     Capsule(CapsuleError),
     /// A frame type that may not appear on a request stream (RFC 9114 §7.2).
     UnexpectedFrame(u64),
+    /// The WebTransport stream signal (0x41), valid only as a stream's first bytes.
+    MisplacedStreamSignal,
 }
 
 #[derive(Debug, Default)]
@@ -70,12 +72,23 @@ impl ConnectStreamParser {
                 frame::SETTINGS | frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH | frame::PUSH_PROMISE => {
                     return Err(ConnectStreamError::UnexpectedFrame(kind));
                 }
+                frame::WEBTRANSPORT_STREAM => return Err(ConnectStreamError::MisplacedStreamSignal),
                 k if frame::is_http2_only(k) => return Err(ConnectStreamError::UnexpectedFrame(k)),
                 // Unknown and reserved (grease) frame types are skipped (RFC 9114 §9).
                 _ => self.skip_left = len,
             }
         }
         Ok(out)
+    }
+
+    /// Whether the stream may end here: not inside a frame (else H3_FRAME_ERROR).
+    pub fn at_frame_boundary(&self) -> bool {
+        self.raw.is_empty() && self.data_left == 0 && self.skip_left == 0
+    }
+
+    /// Whether no partial capsule is buffered (a stream ending inside one is malformed).
+    pub fn at_capsule_boundary(&self) -> bool {
+        self.capsules.is_empty()
     }
 }
 

@@ -14,8 +14,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{oneshot, watch};
 
 use super::config::OriginPolicy;
-use super::connect_stream::ConnectStreamParser;
-use super::proto::{self, code, frame, stream_type, Capsule, PeerSettings};
+use super::connect_stream::{ConnectStreamError, ConnectStreamParser};
+use super::proto::{self, code, frame, stream_type, Capsule, PeerSettings, SettingsError};
 use super::qpack::{self, QpackError};
 use super::request;
 use super::server::{Decision, IncomingRequest, ServerShared};
@@ -40,8 +40,40 @@ struct Routes {
     pending: HashMap<u64, Pending>,
     buffered_streams: usize,
     buffered_datagrams: usize,
-    /// Request streams that will never be sessions (refused, plain requests, ended sessions).
-    dead: HashSet<u64>,
+    /// Client bidirectional streams whose task still runs: a CONNECT among them may still
+    /// become a session. Any lower id not here and not a session never will (no per-request
+    /// memory is kept for finished requests).
+    live_requests: HashSet<u64>,
+    /// Sessions that existed and ended: late streams for them get WT_SESSION_GONE.
+    ended_sessions: HashSet<u64>,
+    /// One past the highest client bidirectional stream id seen.
+    next_request_id: u64,
+}
+
+/// Where a stream or datagram naming a session id goes.
+enum Route {
+    Session(Arc<SessionShared>),
+    /// Wait for the session (its CONNECT may not be decided or even read yet).
+    Buffer,
+    /// The session existed and ended.
+    Gone,
+    /// No such session will exist, or the buffer is full.
+    Refuse,
+}
+
+impl Routes {
+    fn route(&self, session_id: u64, buffered: usize, limit: usize) -> Route {
+        if let Some(session) = self.sessions.get(&session_id) {
+            Route::Session(session.clone())
+        } else if self.ended_sessions.contains(&session_id) {
+            Route::Gone
+        } else if (session_id < self.next_request_id && !self.live_requests.contains(&session_id)) || buffered >= limit
+        {
+            Route::Refuse
+        } else {
+            Route::Buffer
+        }
+    }
 }
 
 struct Conn {
@@ -50,8 +82,8 @@ struct Conn {
     settings: watch::Sender<Option<Arc<PeerSettings>>>,
     routes: Mutex<Routes>,
     control_seen: std::sync::atomic::AtomicBool,
-    /// One past the highest client bidirectional stream id seen: what GOAWAY announces.
-    next_request_id: AtomicU64,
+    qpack_encoder_seen: std::sync::atomic::AtomicBool,
+    qpack_decoder_seen: std::sync::atomic::AtomicBool,
     /// Set once GOAWAY is sent: request streams at or above it are refused unprocessed.
     goaway_id: AtomicU64,
 }
@@ -74,14 +106,16 @@ impl Conn {
             return self.fail(code::H3_ID_ERROR, "webtransport stream names a session that is not a request stream");
         }
         let mut routes = self.routes();
-        if let Some(session) = routes.sessions.get(&session_id) {
-            let _ = session.bidi_tx.send((send, recv));
-        } else if routes.dead.contains(&session_id) || routes.buffered_streams >= MAX_BUFFERED_STREAMS {
-            drop(routes);
-            reject_bidi(send, recv, code::WT_BUFFERED_STREAM_REJECTED);
-        } else {
-            routes.buffered_streams += 1;
-            routes.pending.entry(session_id).or_default().bidi.push((send, recv));
+        match routes.route(session_id, routes.buffered_streams, MAX_BUFFERED_STREAMS) {
+            Route::Session(session) => {
+                let _ = session.bidi_tx.send((send, recv));
+            }
+            Route::Buffer => {
+                routes.buffered_streams += 1;
+                routes.pending.entry(session_id).or_default().bidi.push((send, recv));
+            }
+            Route::Gone => reject_bidi(send, recv, code::WT_SESSION_GONE),
+            Route::Refuse => reject_bidi(send, recv, code::WT_BUFFERED_STREAM_REJECTED),
         }
     }
 
@@ -90,24 +124,48 @@ impl Conn {
             return self.fail(code::H3_ID_ERROR, "webtransport stream names a session that is not a request stream");
         }
         let mut routes = self.routes();
-        if let Some(session) = routes.sessions.get(&session_id) {
-            let _ = session.uni_tx.send(recv);
-        } else if routes.dead.contains(&session_id) || routes.buffered_streams >= MAX_BUFFERED_STREAMS {
-            drop(routes);
-            let _ = recv.stop(varint_code(code::WT_BUFFERED_STREAM_REJECTED));
-        } else {
-            routes.buffered_streams += 1;
-            routes.pending.entry(session_id).or_default().uni.push(recv);
+        match routes.route(session_id, routes.buffered_streams, MAX_BUFFERED_STREAMS) {
+            Route::Session(session) => {
+                let _ = session.uni_tx.send(recv);
+            }
+            Route::Buffer => {
+                routes.buffered_streams += 1;
+                routes.pending.entry(session_id).or_default().uni.push(recv);
+            }
+            Route::Gone => {
+                let _ = recv.stop(varint_code(code::WT_SESSION_GONE));
+            }
+            Route::Refuse => {
+                let _ = recv.stop(varint_code(code::WT_BUFFERED_STREAM_REJECTED));
+            }
         }
     }
 
     fn route_datagram(&self, session_id: u64, payload: Bytes) {
         let mut routes = self.routes();
-        if let Some(session) = routes.sessions.get(&session_id) {
-            session.push_datagram(payload);
-        } else if !routes.dead.contains(&session_id) && routes.buffered_datagrams < MAX_BUFFERED_DATAGRAMS {
-            routes.buffered_datagrams += 1;
-            routes.pending.entry(session_id).or_default().datagrams.push(payload);
+        match routes.route(session_id, routes.buffered_datagrams, MAX_BUFFERED_DATAGRAMS) {
+            Route::Session(session) => session.push_datagram(payload),
+            Route::Buffer => {
+                routes.buffered_datagrams += 1;
+                routes.pending.entry(session_id).or_default().datagrams.push(payload);
+            }
+            // Datagrams are unreliable: ones nobody can take are dropped silently (RFC 9297).
+            Route::Gone | Route::Refuse => {}
+        }
+    }
+
+    /// Records a client bidirectional stream whose task starts now.
+    fn request_started(&self, id: u64) {
+        let mut routes = self.routes();
+        routes.live_requests.insert(id);
+        routes.next_request_id = routes.next_request_id.max(id + 4);
+    }
+
+    /// Marks a session as ended: later streams for it get WT_SESSION_GONE.
+    fn end_session(&self, id: u64) {
+        let mut routes = self.routes();
+        if routes.sessions.remove(&id).is_some() {
+            routes.ended_sessions.insert(id);
         }
     }
 
@@ -130,12 +188,15 @@ impl Conn {
         }
     }
 
-    /// Marks a request stream as never (or no longer) a session and refuses what waited for it.
+    /// Marks a client stream's task as done: a request that is not (or no longer) a session, or
+    /// a WebTransport stream; refuses what waited for it.
     fn bury(&self, id: u64) {
         let pending = {
             let mut routes = self.routes();
-            routes.sessions.remove(&id);
-            routes.dead.insert(id);
+            routes.live_requests.remove(&id);
+            if routes.sessions.remove(&id).is_some() {
+                routes.ended_sessions.insert(id);
+            }
             let pending = routes.pending.remove(&id);
             if let Some(p) = &pending {
                 routes.buffered_streams -= p.bidi.len() + p.uni.len();
@@ -290,7 +351,8 @@ async fn drive(conn: quinn::Connection, server: Arc<ServerShared>) {
         settings: watch::channel(None).0,
         routes: Mutex::new(Routes::default()),
         control_seen: std::sync::atomic::AtomicBool::new(false),
-        next_request_id: AtomicU64::new(0),
+        qpack_encoder_seen: std::sync::atomic::AtomicBool::new(false),
+        qpack_decoder_seen: std::sync::atomic::AtomicBool::new(false),
         goaway_id: AtomicU64::new(u64::MAX),
     });
     let settings = proto::server_settings(u64::from(server.config.max_sessions), server.config.max_header_bytes as u64);
@@ -328,10 +390,12 @@ async fn drive(conn: quinn::Connection, server: Arc<ServerShared>) {
                 dgram_state.fail(code::H3_DATAGRAM_ERROR, "datagram without a quarter stream id");
                 break;
             };
-            let Some(session_id) = quarter_id.checked_mul(4) else {
+            // Quarter stream ids stop at 2^60: stream ids are below 2^62 (RFC 9297 §2.1).
+            if quarter_id >= 1 << 60 {
                 dgram_state.fail(code::H3_DATAGRAM_ERROR, "datagram quarter stream id out of range");
                 break;
-            };
+            }
+            let session_id = quarter_id * 4;
             dgram_state.route_datagram(session_id, datagram.slice(prefix..));
         }
     };
@@ -343,7 +407,7 @@ async fn drive(conn: quinn::Connection, server: Arc<ServerShared>) {
             () = goaway_state.server.closing.cancelled() => {}
             _ = goaway_state.conn.closed() => return,
         }
-        let id = goaway_state.next_request_id.load(Ordering::SeqCst);
+        let id = goaway_state.routes().next_request_id;
         goaway_state.goaway_id.store(id, Ordering::SeqCst);
         let mut payload = BytesMut::new();
         varint::encode(id, &mut payload);
@@ -371,9 +435,22 @@ async fn handle_uni(state: Arc<Conn>, mut recv: quinn::RecvStream) {
             state.route_uni(session_id, recv);
         }
         // With a zero-capacity dynamic table there is nothing to learn from these streams; they
-        // are drained so the peer's flow control never stalls on them.
+        // are drained so the peer's flow control never stalls on them. Each is a critical stream
+        // that may exist once (RFC 9204 §4.2).
         stream_type::QPACK_ENCODER | stream_type::QPACK_DECODER => {
-            while let Ok(Some(_)) = recv.read_chunk(4096, true).await {}
+            let seen =
+                if kind == stream_type::QPACK_ENCODER { &state.qpack_encoder_seen } else { &state.qpack_decoder_seen };
+            if seen.swap(true, Ordering::SeqCst) {
+                return state.fail(code::H3_STREAM_CREATION_ERROR, "second qpack stream of one type");
+            }
+            loop {
+                match recv.read_chunk(4096, true).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return state.fail(code::H3_CLOSED_CRITICAL_STREAM, "qpack stream closed"),
+                    Err(quinn::ReadError::ConnectionLost(_)) => return,
+                    Err(_) => return state.fail(code::H3_CLOSED_CRITICAL_STREAM, "qpack stream reset"),
+                }
+            }
         }
         stream_type::PUSH => state.fail(code::H3_STREAM_CREATION_ERROR, "clients must not push"),
         _ => {
@@ -383,14 +460,19 @@ async fn handle_uni(state: Arc<Conn>, mut recv: quinn::RecvStream) {
 }
 
 async fn read_control(state: &Conn, mut reader: FrameReader) {
+    // The control stream must never end: cleanly, mid-frame or by reset (RFC 9114 §6.2.1).
+    macro_rules! or_critical {
+        ($e:expr) => {
+            match $e {
+                ReadOutcome::Ok(v) => v,
+                _ => return state.fail(code::H3_CLOSED_CRITICAL_STREAM, "control stream closed"),
+            }
+        };
+    }
     let mut first = true;
     loop {
-        let kind = match reader.varint().await {
-            ReadOutcome::Ok(k) => k,
-            ReadOutcome::End => return state.fail(code::H3_CLOSED_CRITICAL_STREAM, "control stream closed"),
-            ReadOutcome::Failed => return state.fail(code::H3_CLOSED_CRITICAL_STREAM, "control stream reset"),
-        };
-        let len = or_return!(reader.varint().await);
+        let kind = or_critical!(reader.varint().await);
+        let len = or_critical!(reader.varint().await);
         if first && kind != frame::SETTINGS {
             return state.fail(code::H3_MISSING_SETTINGS, "first control frame is not SETTINGS");
         }
@@ -399,10 +481,14 @@ async fn read_control(state: &Conn, mut reader: FrameReader) {
                 if len > 16 * 1024 {
                     return state.fail(code::H3_EXCESSIVE_LOAD, "settings frame too large");
                 }
-                let payload = or_return!(reader.bytes(len as usize).await);
+                let payload = or_critical!(reader.bytes(len as usize).await);
                 match PeerSettings::parse(&payload) {
                     Ok(parsed) => {
                         state.settings.send_replace(Some(Arc::new(parsed)));
+                    }
+                    // A payload that ends inside a setting is a malformed frame (RFC 9114 §7.1).
+                    Err(SettingsError::Truncated) => {
+                        return state.fail(code::H3_FRAME_ERROR, "truncated settings frame")
                     }
                     Err(_) => return state.fail(code::H3_SETTINGS_ERROR, "malformed settings"),
                 }
@@ -416,7 +502,7 @@ async fn read_control(state: &Conn, mut reader: FrameReader) {
             }
             // GOAWAY, MAX_PUSH_ID, CANCEL_PUSH from a client need no action from a server that
             // never pushes; unknown frames are skipped.
-            _ => or_return!(reader.skip(len).await),
+            _ => or_critical!(reader.skip(len).await),
         }
     }
 }
@@ -448,12 +534,14 @@ async fn respond_and_end(
 
 async fn handle_bidi(state: Arc<Conn>, send: quinn::SendStream, mut recv: quinn::RecvStream) {
     let id = u64::from(recv.id());
-    state.next_request_id.fetch_max(id + 4, Ordering::SeqCst);
+    state.request_started(id);
     let Ok(Some(first)) = read_varint_exact(&mut recv).await else {
         return state.bury(id);
     };
     if first == frame::WEBTRANSPORT_STREAM {
-        let Ok(Some(session_id)) = read_varint_exact(&mut recv).await else { return };
+        let session_id = read_varint_exact(&mut recv).await;
+        state.bury(id);
+        let Ok(Some(session_id)) = session_id else { return };
         return state.route_bidi(session_id, send, recv);
     }
     if id >= state.goaway_id.load(Ordering::SeqCst) {
@@ -472,9 +560,20 @@ async fn handle_request(
     recv: quinn::RecvStream,
 ) {
     let mut reader = FrameReader { recv, buf: BytesMut::new() };
+    // A stream that ends inside a frame is a connection error (RFC 9114 §7.1); a reset just
+    // ends this request.
+    macro_rules! or_truncated {
+        ($e:expr) => {
+            match $e {
+                ReadOutcome::Ok(v) => v,
+                ReadOutcome::End => return state.fail(code::H3_FRAME_ERROR, "request stream ended inside a frame"),
+                ReadOutcome::Failed => return,
+            }
+        };
+    }
     let mut kind = first_kind;
     let header_len = loop {
-        let len = or_return!(reader.varint().await);
+        let len = or_truncated!(reader.varint().await);
         match kind {
             frame::HEADERS => break len,
             frame::DATA
@@ -485,10 +584,14 @@ async fn handle_request(
             | frame::PUSH_PROMISE => {
                 return state.fail(code::H3_FRAME_UNEXPECTED, "unexpected frame before request headers");
             }
+            // The WebTransport stream signal is only valid as a stream's first bytes.
+            frame::WEBTRANSPORT_STREAM => {
+                return state.fail(code::H3_FRAME_ERROR, "webtransport stream signal after other frames");
+            }
             k if frame::is_http2_only(k) => {
                 return state.fail(code::H3_FRAME_UNEXPECTED, "http/2 frame on a request stream")
             }
-            _ => or_return!(reader.skip(len).await),
+            _ => or_truncated!(reader.skip(len).await),
         }
         kind = or_return!(reader.varint().await);
     };
@@ -496,7 +599,7 @@ async fn handle_request(
     if header_len > max as u64 {
         return respond_and_end(send, reader.recv, 431, &[]).await;
     }
-    let block = or_return!(reader.bytes(header_len as usize).await);
+    let block = or_truncated!(reader.bytes(header_len as usize).await);
     let fields = match qpack::decode_field_section(&block, max) {
         Ok(fields) => fields,
         Err(QpackError::TooLarge) => return respond_and_end(send, reader.recv, 431, &[]).await,
@@ -613,83 +716,129 @@ async fn drive_session(
 ) {
     let FrameReader { mut recv, buf } = reader;
     let mut parser = ConnectStreamParser::default();
-    let mut initial = Some(buf);
+    let mut pending_bytes = Some(buf);
     let mut drain_sent = false;
+    // After the client's close capsule, the stream must end with nothing more (draft §6).
+    let mut expect_fin_after_close = false;
     let end = loop {
-        if let Some(early) = initial.take().filter(|b| !b.is_empty()) {
-            match parser.push(&early) {
+        let chunk = match pending_bytes.take() {
+            Some(early) => Ok(Some(early.freeze())),
+            None => tokio::select! {
+                chunk = recv.read_chunk(16 * 1024, true) => chunk.map(|c| c.map(|c| c.bytes)),
+                request = &mut close_rx => {
+                    let (error_code, reason) = request.unwrap_or((0, String::new()));
+                    close_locally(&mut send, &mut recv, error_code, &reason).await;
+                    break SessionEnd::Closed { code: error_code, reason };
+                }
+                () = state.server.closing.cancelled(), if !drain_sent => {
+                    drain_sent = true;
+                    session.draining.send_replace(true);
+                    let _ = tokio::time::timeout(Duration::from_secs(1), send.write_all(&proto::drain_capsule_frame())).await;
+                    continue;
+                }
+            },
+        };
+        match chunk {
+            Ok(Some(bytes)) => match parser.push(&bytes) {
                 Ok(capsules) => {
-                    if let Some(end) = apply_capsules(session, capsules) {
+                    let mut capsules = capsules.into_iter();
+                    if let Some(end) = apply_capsules(session, &mut capsules) {
+                        if capsules.next().is_some() || !parser.at_frame_boundary() || !parser.at_capsule_boundary() {
+                            reject_bidi(send, recv, code::H3_MESSAGE_ERROR);
+                            state.end_session(session.id);
+                            return session.finish(end);
+                        }
+                        expect_fin_after_close = true;
+                        state.end_session(session.id);
+                        session.finish(end.clone());
                         break end;
                     }
                 }
-                Err(_) => break protocol_error(&mut send, &mut recv),
-            }
-        }
-        tokio::select! {
-            chunk = recv.read_chunk(16 * 1024, true) => match chunk {
-                Ok(Some(chunk)) => match parser.push(&chunk.bytes) {
-                    Ok(capsules) => {
-                        if let Some(end) = apply_capsules(session, capsules) {
-                            let _ = send.finish();
-                            break end;
-                        }
-                    }
-                    Err(_) => break protocol_error(&mut send, &mut recv),
-                },
-                // A FIN without a close capsule is a close with code 0 and no reason.
-                Ok(None) => {
-                    let _ = send.finish();
-                    break SessionEnd::Closed { code: 0, reason: String::new() };
+                Err(ConnectStreamError::Capsule(_)) => break protocol_error(&mut send, &mut recv),
+                Err(ConnectStreamError::UnexpectedFrame(_)) => {
+                    state.fail(code::H3_FRAME_UNEXPECTED, "control frame on a session's CONNECT stream");
+                    break aborted("the client sent a control frame on the session stream");
                 }
-                // A peer that closes its whole connection with H3_NO_ERROR closed cleanly, if
-                // without a capsule: the same as a FIN.
-                Err(quinn::ReadError::ConnectionLost(quinn::ConnectionError::ApplicationClosed(close)))
-                    if close.error_code.into_inner() == code::H3_NO_ERROR =>
-                {
-                    break SessionEnd::Closed { code: 0, reason: String::new() };
-                }
-                Err(e) => {
-                    let _ = send.reset(varint_code(code::WT_SESSION_GONE));
-                    let (detail, connection_lost) = match e {
-                        quinn::ReadError::ConnectionLost(lost) => (format!("connection lost: {lost}"), true),
-                        other => (other.to_string(), false),
-                    };
-                    break SessionEnd::Aborted {
-                        message: format!("the session ended without a close: {detail}"),
-                        connection_lost,
-                    };
+                Err(ConnectStreamError::MisplacedStreamSignal) => {
+                    state.fail(code::H3_FRAME_ERROR, "webtransport stream signal inside a CONNECT stream");
+                    break aborted("the client sent a misplaced stream signal on the session stream");
                 }
             },
-            request = &mut close_rx => {
-                let (error_code, reason) = request.unwrap_or((0, String::new()));
-                let capsule = proto::close_capsule_frame(error_code, &reason);
-                // A peer that stopped granting flow control must not hold the close forever.
-                let sent = tokio::time::timeout(Duration::from_secs(2), send.write_all(&capsule)).await;
-                if matches!(sent, Ok(Ok(()))) {
-                    let _ = send.finish();
-                    // Until the capsule is acknowledged the connection must not be closed under
-                    // it, or the client sees a lost connection instead of this close.
-                    let _ = tokio::time::timeout(Duration::from_secs(1), send.stopped()).await;
-                } else {
-                    let _ = send.reset(varint_code(code::WT_SESSION_GONE));
+            // A FIN without a close capsule is a close with code 0 and no reason, if the stream
+            // did not end inside a frame or a capsule.
+            Ok(None) => {
+                if !parser.at_frame_boundary() {
+                    state.fail(code::H3_FRAME_ERROR, "CONNECT stream ended inside a frame");
+                    break aborted("the session stream ended inside a frame");
                 }
-                let _ = recv.stop(varint_code(code::WT_SESSION_GONE));
-                break SessionEnd::Closed { code: error_code, reason };
+                if !parser.at_capsule_boundary() {
+                    break protocol_error(&mut send, &mut recv);
+                }
+                let _ = send.finish();
+                break SessionEnd::Closed { code: 0, reason: String::new() };
             }
-            () = state.server.closing.cancelled(), if !drain_sent => {
-                drain_sent = true;
-                session.draining.send_replace(true);
-                let _ = tokio::time::timeout(Duration::from_secs(1), send.write_all(&proto::drain_capsule_frame())).await;
+            // A peer that closes its whole connection with H3_NO_ERROR closed cleanly, if
+            // without a capsule: the same as a FIN.
+            Err(quinn::ReadError::ConnectionLost(quinn::ConnectionError::ApplicationClosed(close)))
+                if close.error_code.into_inner() == code::H3_NO_ERROR =>
+            {
+                break SessionEnd::Closed { code: 0, reason: String::new() };
+            }
+            Err(e) => {
+                let _ = send.reset(varint_code(code::WT_SESSION_GONE));
+                let (detail, connection_lost) = match e {
+                    quinn::ReadError::ConnectionLost(lost) => (format!("connection lost: {lost}"), true),
+                    other => (other.to_string(), false),
+                };
+                break SessionEnd::Aborted {
+                    message: format!("the session ended without a close: {detail}"),
+                    connection_lost,
+                };
             }
         }
     };
-    state.routes().sessions.remove(&session.id);
+    state.end_session(session.id);
     session.finish(end);
+    if expect_fin_after_close {
+        // The session is over for the application; what is left is checking that the client
+        // ends its side cleanly, bounded so a silent client cannot hold the task.
+        match tokio::time::timeout(Duration::from_secs(1), recv.read_chunk(1, true)).await {
+            Ok(Ok(None)) => {
+                let _ = send.finish();
+            }
+            Ok(Ok(Some(_))) => reject_bidi(send, recv, code::H3_MESSAGE_ERROR),
+            Ok(Err(_)) => {}
+            Err(_) => {
+                let _ = send.finish();
+                let _ = recv.stop(varint_code(code::WT_SESSION_GONE));
+            }
+        }
+    }
 }
 
-fn apply_capsules(session: &SessionShared, capsules: Vec<Capsule>) -> Option<SessionEnd> {
-    for capsule in capsules {
+/// Sends our close capsule and ends our side of the CONNECT stream.
+async fn close_locally(send: &mut quinn::SendStream, recv: &mut quinn::RecvStream, error_code: u32, reason: &str) {
+    let capsule = proto::close_capsule_frame(error_code, reason);
+    // A peer that stopped granting flow control must not hold the close forever.
+    let sent = tokio::time::timeout(Duration::from_secs(2), send.write_all(&capsule)).await;
+    if matches!(sent, Ok(Ok(()))) {
+        let _ = send.finish();
+        // Until the capsule is acknowledged the connection must not be closed under it, or the
+        // client sees a lost connection instead of this close.
+        let _ = tokio::time::timeout(Duration::from_secs(1), send.stopped()).await;
+    } else {
+        let _ = send.reset(varint_code(code::WT_SESSION_GONE));
+    }
+    let _ = recv.stop(varint_code(code::WT_SESSION_GONE));
+}
+
+fn aborted(message: &str) -> SessionEnd {
+    SessionEnd::Aborted { message: message.to_string(), connection_lost: false }
+}
+
+/// Applies capsules in order up to a close, which it returns; the iterator keeps what follows.
+fn apply_capsules(session: &SessionShared, capsules: &mut impl Iterator<Item = Capsule>) -> Option<SessionEnd> {
+    for capsule in capsules.by_ref() {
         match capsule {
             Capsule::Close { code, reason } => return Some(SessionEnd::Closed { code, reason }),
             Capsule::Drain => {

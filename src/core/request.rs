@@ -114,8 +114,17 @@ pub fn parse_request(fields: Vec<Field>, remote: SocketAddr) -> Result<RequestIn
             return Err(MalformedRequest::MissingPseudoHeader(":path"));
         }
     }
-    if extended_connect && authority.as_deref().is_none_or(str::is_empty) {
+    if method == "CONNECT" && authority.as_deref().is_none_or(str::is_empty) {
         return Err(MalformedRequest::MissingPseudoHeader(":authority"));
+    }
+    // A plain CONNECT names only an authority (RFC 9114 §4.4).
+    if method == "CONNECT" && !extended_connect {
+        if scheme.is_some() {
+            return Err(MalformedRequest::UnknownPseudoHeader(":scheme".into()));
+        }
+        if path.is_some() {
+            return Err(MalformedRequest::UnknownPseudoHeader(":path".into()));
+        }
     }
     let authority = match authority {
         Some(a) => a,
