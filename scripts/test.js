@@ -12,10 +12,12 @@ const steps = [
   ['clippy (core alone)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--no-default-features', '--features', 'fault-injection', '--all-targets', '--locked', '--', '-D', 'warnings']],
   ['clippy (wt-client)', 'cargo', ['clippy', '-p', 'wt-client', '--locked', '--', '-D', 'warnings']],
   ['cargo test (core)', 'cargo', ['test', '-p', 'webtransport-napi', '--no-default-features', '--features', 'fault-injection', '--locked']],
+  ['fuzz (5 s per target)', 'bash', ['fuzz/run.sh', '--seconds', '5']],
   ['typings (tsc --noEmit)', process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '__test__/types']],
   ['addon build (release)', process.execPath, [path.join(root, 'scripts', 'build.js')]],
   ['wt-client build (release)', 'cargo', ['build', '--release', '-p', 'wt-client', '--locked']],
   ['node --test', process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', '__test__/']],
+  ['bench smoke (content-checked, a few s per mode)', process.execPath, [path.join(root, 'bench', 'run.mjs'), '--smoke']],
 ]
 
 const only = process.argv.slice(2)

@@ -18,6 +18,8 @@ const server = new Server({
   maxSessions: 100,
   maxIncomingStreams: { bidi: 50, uni: 10 },
   congestionControl: 'bbr',
+  keyLog: false,
+  closeGrace: 500,
   idleTimeout: 10_000,
   keepAliveInterval: 0,
   datagrams: { incomingHighWaterMark: 256, outgoingHighWaterMark: 64 },
@@ -47,6 +49,8 @@ server.on('error', (error) => void error.systemError)
 server.on('listening', () => {
   const address = server.address()
   if (address) void address.port
+  const { connections, sessions, faults, tasks, streamHalves } = server.counters()
+  void [connections, sessions, faults, tasks, streamHalves]
 })
 
 const resetReason = new WebTransportError('done', { source: 'stream', streamErrorCode: 7 })
@@ -71,6 +75,8 @@ new Server({ cert, key, checkOrigin: () => 'yes' })
 new Server({ cert, key, onRequest: () => 'ok' })
 // @ts-expect-error only the three congestion controllers exist
 new Server({ cert, key, congestionControl: 'vegas' })
+// @ts-expect-error keyLog is a boolean
+new Server({ cert, key, keyLog: 'yes' })
 // @ts-expect-error unknown events are refused
 server.on('connection', () => {})
 // @ts-expect-error closeCode is a number

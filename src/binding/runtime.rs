@@ -1,5 +1,10 @@
 //! The tokio runtime the server runs on, sized for the machine rather than napi's default.
 
+// glibc's per-thread arenas kept freed connection memory: RSS grew by ~36 MB over 1000 sessions
+// with the JS heap flat. mimalloc returns it; the soak test bounds the growth.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[napi_derive::module_init]
 fn init() {
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);

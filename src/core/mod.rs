@@ -11,7 +11,7 @@
 
 pub mod cert;
 pub mod config;
-mod connect_stream;
+pub mod connect_stream;
 mod connection;
 pub mod error;
 pub mod proto;

@@ -29,7 +29,8 @@ use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream, Var
 const USAGE: &str = "usage: wt-client --url https://HOST:PORT/PATH --cert-hash <sha256 hex> \
 [--timeout-ms N] [--origin VALUE] [--header NAME=VALUE]... <scenario> [args]\n\
 scenarios: bidi-echo [bytes] | uni-echo [bytes] | server-streams | datagrams [count] | bulk [bytes] | \
-client-close <code> <reason> | server-close <code> <reason> | expect-refused | reset-codes <code,...>";
+client-close <code> <reason> | server-close <code> <reason> | expect-refused | reset-codes <code,...> | \
+soak <sessions> <concurrency>";
 
 /// HTTP/3 H3_NO_ERROR, used to tear the connection down after a scenario.
 const H3_NO_ERROR: u32 = 0x100;
@@ -913,6 +914,7 @@ async fn run(args: Args) -> Report {
         ClientClose(u32, String),
         ServerClose(u32, String),
         ResetCodes(Vec<u32>),
+        Soak(u64, u64),
     }
     let plan = match args.scenario.as_str() {
         "bidi-echo" => num_arg(&args.rest, 0, 1000, "byte count").map(Plan::Bidi),
@@ -925,6 +927,8 @@ async fn run(args: Args) -> Report {
         "client-close" => close_args(&args.rest).map(|(c, r)| Plan::ClientClose(c, r)),
         "server-close" => close_args(&args.rest).map(|(c, r)| Plan::ServerClose(c, r)),
         "reset-codes" => code_list(&args.rest).map(Plan::ResetCodes),
+        "soak" => num_arg(&args.rest, 0, 1000, "session count")
+            .and_then(|n| num_arg(&args.rest, 1, 8, "concurrency").map(|c| Plan::Soak(n, c.max(1)))),
         other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
     };
     let plan = match plan {
@@ -932,6 +936,9 @@ async fn run(args: Args) -> Report {
         Err(e) => return Report::fail(e),
     };
 
+    if let Plan::Soak(sessions, concurrency) = plan {
+        return soak(&args, Arc::new(endpoint), sessions, concurrency).await;
+    }
     let started = Instant::now();
     let conn = match endpoint.connect(connect_options(&args)).await {
         Ok(c) => c,
@@ -949,6 +956,7 @@ async fn run(args: Args) -> Report {
         Plan::ClientClose(code, reason) => Ok(client_close(&endpoint, &conn, code, &reason).await),
         Plan::ServerClose(code, reason) => server_close(&conn, code, &reason).await,
         Plan::ResetCodes(codes) => reset_codes(&conn, &codes).await,
+        Plan::Soak(..) => Err("soak runs without a shared connection".into()),
     };
     let report = match result {
         Ok(r) => r,
@@ -956,6 +964,56 @@ async fn run(args: Args) -> Report {
     };
     shutdown(&endpoint, &conn, H3_NO_ERROR, b"").await;
     report.with("connectMs", connect_ms)
+}
+
+/// Opens and closes `sessions` sessions, `concurrency` at a time, each on its own connection
+/// with a bidi echo, a uni echo and a datagram exchange; for leak and soak tests.
+async fn soak(args: &Args, endpoint: Arc<Endpoint<Client>>, sessions: u64, concurrency: u64) -> Report {
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let failures: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (next, failures, endpoint, options) =
+            (next.clone(), failures.clone(), endpoint.clone(), connect_options(args));
+        workers.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < sessions {
+                let outcome = async {
+                    let conn = endpoint.connect(options.clone()).await.map_err(|e| format!("connect: {e}"))?;
+                    let steps = async {
+                        bidi_echo(&conn, 1000).await?;
+                        uni_echo(&conn, 1000).await?;
+                        datagrams(&conn, 1).await
+                    }
+                    .await;
+                    conn.close(VarInt::from_u32(H3_NO_ERROR), b"");
+                    steps.map(|_| ())
+                }
+                .await;
+                if let Err(e) = outcome {
+                    if let Ok(mut f) = failures.lock() {
+                        f.push(e);
+                    }
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(1000), endpoint.wait_idle()).await;
+    let failures = failures.lock().map(|f| f.clone()).unwrap_or_default();
+    let seconds = started.elapsed().as_secs_f64();
+    let report = if failures.is_empty() {
+        Report::ok()
+    } else {
+        Report::fail(format!("{} of {sessions} sessions failed; first: {}", failures.len(), failures[0]))
+    };
+    report
+        .with("sessions", sessions)
+        .with("failed", failures.len() as u64)
+        .with("seconds", seconds)
+        .with("sessionsPerSecond", sessions as f64 / seconds.max(1e-9))
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,88 @@
+// bench/js-echo.mjs: the echo of bench/ written in JavaScript on webtransport-napi's public API,
+// the way a user would write it with WHATWG streams: `readable.pipeTo(writable)` for every
+// bidirectional stream, a read/write loop for datagrams, and unidirectional streams answered on
+// a new unidirectional stream. This is server (a) of the benchmark.
+//
+// Usage: node bench/js-echo.mjs [--cert cert.pem --key key.pem] [--port N] [--stats]
+//
+// Listens on 127.0.0.1 only, with the default options. Without --cert/--key it generates a
+// certificate. Prints one JSON line when listening:
+// {"ready":true,"port":N,"pid":N,"certHash":"<sha256 hex>"}. Exits when stdin reaches its end (so
+// a runner that dies takes its servers with it) or on SIGTERM/SIGINT.
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { X509Certificate, createHash } from 'node:crypto'
+
+const require = createRequire(import.meta.url)
+const { Server, generateCertificate } = require('..')
+
+function arg(name) {
+  const i = process.argv.indexOf(name)
+  return i === -1 ? undefined : process.argv[i + 1]
+}
+
+let cert
+let key
+if (arg('--cert')) {
+  cert = readFileSync(arg('--cert'), 'utf8')
+  key = readFileSync(arg('--key'), 'utf8')
+} else {
+  ;({ cert, key } = generateCertificate({ hostnames: ['localhost', '127.0.0.1'], days: 10 }))
+}
+const certHash = createHash('sha256').update(new X509Certificate(cert).raw).digest('hex')
+
+const server = new Server({ host: '127.0.0.1', port: Number(arg('--port') ?? 0), cert, key })
+
+// --stats: print each session's getStats() to stderr every second while it is open (diagnosis
+// only; off in the benchmark).
+const stats = process.argv.includes('--stats')
+
+server.on('session', async (session) => {
+  if (stats) printStats(session)
+  echoDatagrams(session).catch(() => {})
+  echoUni(session).catch(() => {})
+  try {
+    for await (const { readable, writable } of session.incomingBidirectionalStreams) {
+      readable.pipeTo(writable).catch(() => {})
+    }
+  } catch {
+    // the session ended
+  }
+})
+
+function printStats(session) {
+  const timer = setInterval(async () => {
+    try {
+      process.stderr.write(JSON.stringify({ path: session.request.path, ...(await session.getStats()) }) + '\n')
+    } catch {}
+  }, 1000)
+  session.closed.catch(() => {}).finally(() => clearInterval(timer))
+}
+
+async function echoDatagrams(session) {
+  const writer = session.datagrams.writable.getWriter()
+  for await (const datagram of session.datagrams.readable) await writer.write(datagram)
+}
+
+async function echoUni(session) {
+  for await (const readable of session.incomingUnidirectionalStreams) {
+    const chunks = []
+    for await (const chunk of readable) chunks.push(chunk)
+    const writer = (await session.createUnidirectionalStream()).getWriter()
+    for (const chunk of chunks) await writer.write(chunk)
+    await writer.close()
+  }
+}
+
+server.on('error', (error) => {
+  console.error(`js-echo: ${error.message}`)
+  process.exit(1)
+})
+
+await server.ready
+process.stdout.write(
+  JSON.stringify({ ready: true, port: server.address().port, pid: process.pid, certHash }) + '\n',
+)
+process.stdin.on('data', () => {})
+process.stdin.on('end', () => process.exit(0))
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(0))

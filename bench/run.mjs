@@ -1,0 +1,613 @@
+#!/usr/bin/env node
+// bench/run.mjs (`npm run bench`): builds the benchmark (release), then runs every mode of the
+// load generator (bench/load, `wt-load`) against three echo servers, in the same run:
+//   (a) js          bench/js-echo.mjs: the echo in JavaScript on our public API
+//   (b) core        bench/core-echo: the same echo in Rust on our core (no napi): the ceiling
+//   (c) wtransport  bench/wtransport-echo: the same echo on the wtransport 0.7 server: the baseline
+// Each (mode, server) pair runs on a freshly started server, `--reps` times (default 3; the table
+// shows medians). Server CPU seconds (/proc/<pid>/stat utime+stime) and RSS (/proc/<pid>/status
+// VmRSS) are sampled before and after every run, and the server socket's drop counter
+// (/proc/net/udp) too. Prints a Markdown table plus the ratios of (a) and (b) to (c), and writes
+// everything to bench/results.json.
+//
+// Options:
+//   --smoke          short runs (a few seconds per mode and server), one repetition, no
+//                    results.json unless --out is given; for `npm test`
+//   --reps N         repetitions (default 3, smoke 1)
+//   --modes a,b      only these modes (bulk, rr, dgram, dgram10k, sessions, sessions10k)
+//   --servers a,b    only these servers (js, core, wtransport)
+//   --dgram-rate R   also run dgram at a fixed R/s (loss at the same offered rate for every server)
+//   --big            also hold 10,000 sessions per server once (sessions10k; ~20-40 s each)
+//   --client-threads N  worker threads of the load generator (default 1)
+//   --quiet-budget S seconds the whole run may wait, before a run, for other processes to go
+//                    below 0.3 cores (default 60, smoke 0); the wait is recorded per run
+//   --no-build       use what is built (build/ addon, <target>/release binaries)
+//   --out FILE       where to write the JSON (default bench/results.json; smoke: none)
+// Exit status: 0 when every run passed its content checks and every server answered, else 1.
+import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import readline from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.resolve(here, '..')
+const argv = process.argv.slice(2)
+const flag = (name) => argv.includes(name)
+const option = (name) => {
+  const i = argv.indexOf(name)
+  return i === -1 ? undefined : argv[i + 1]
+}
+const smoke = flag('--smoke')
+// The client's tokio runtime: 1 = one thread, which leaves the other core to the server.
+const clientThreads = Number(option('--client-threads') ?? 1)
+const reps = Number(option('--reps') ?? (smoke ? 1 : 3))
+const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(root, 'target')
+const bin = (name) => path.join(targetDir, 'release', name)
+const started = Date.now()
+const loadAtStart = os.loadavg().map((x) => Math.round(x * 100) / 100)
+const log = (line) => process.stderr.write(`${line}\n`)
+
+// ---------------------------------------------------------------------------------------------
+// What runs.
+
+const SERVERS = [
+  { name: 'js', label: '(a) JS echo on our API', cmd: process.execPath, args: [path.join(here, 'js-echo.mjs')] },
+  { name: 'core', label: '(b) Rust echo on our core', cmd: bin('core-echo'), args: [] },
+  { name: 'wtransport', label: '(c) wtransport 0.7 echo', cmd: bin('wtransport-echo'), args: [] },
+]
+
+// mode name -> wt-load arguments; `hold` marks the modes where the runner samples the server
+// while the client holds its sessions.
+const MODES = smoke
+  ? {
+      bulk: { args: ['bulk', '--bytes', '20000000'], timeoutMs: 30_000 },
+      rr: { args: ['rr', '--sessions', '5', '--rounds', '200'], timeoutMs: 30_000 },
+      dgram: { args: ['dgram', '--seconds', '2'], timeoutMs: 20_000 },
+      dgram10k: { args: ['dgram', '--seconds', '2', '--rate', '10000'], timeoutMs: 20_000 },
+      sessions: { args: ['sessions', '--count', '50'], hold: true, timeoutMs: 30_000 },
+    }
+  : {
+      bulk: { args: ['bulk', '--bytes', '100000000'], timeoutMs: 90_000 },
+      rr: { args: ['rr', '--sessions', '10', '--rounds', '500'], timeoutMs: 90_000 },
+      dgram: { args: ['dgram', '--seconds', '5'], timeoutMs: 30_000 },
+      dgram10k: { args: ['dgram', '--seconds', '5', '--rate', '10000'], timeoutMs: 30_000 },
+      sessions: { args: ['sessions', '--count', '200'], hold: true, timeoutMs: 60_000 },
+    }
+const dgramRate = option('--dgram-rate')
+if (dgramRate) {
+  MODES.dgramRate = { args: ['dgram', '--seconds', smoke ? '2' : '5', '--rate', dgramRate], timeoutMs: 30_000 }
+}
+if (flag('--big')) {
+  MODES.sessions10k = {
+    args: ['sessions', '--count', '10000', '--concurrency', '500'],
+    hold: true,
+    timeoutMs: 150_000,
+    once: true,
+  }
+}
+const onlyModes = option('--modes')?.split(',')
+const onlyServers = option('--servers')?.split(',')
+const modeNames = Object.keys(MODES).filter((m) => !onlyModes || onlyModes.includes(m))
+const servers = SERVERS.filter((s) => !onlyServers || onlyServers.includes(s.name))
+for (const m of onlyModes ?? []) if (!MODES[m]) throw new Error(`unknown mode ${m} (${Object.keys(MODES).join(', ')})`)
+for (const s of onlyServers ?? []) if (!SERVERS.some((d) => d.name === s)) throw new Error(`unknown server ${s}`)
+
+// ---------------------------------------------------------------------------------------------
+// Build.
+
+function run(cmd, args) {
+  log(`$ ${path.basename(cmd)} ${args.join(' ')}`)
+  const result = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
+  if (result.status !== 0) {
+    log(`bench: ${path.basename(cmd)} failed (${result.error?.message ?? `exit ${result.status}`})`)
+    process.exit(1)
+  }
+}
+
+if (!flag('--no-build')) {
+  const t = Date.now()
+  run(process.execPath, [path.join(root, 'scripts', 'build.js')])
+  const locked = fs.existsSync(path.join(root, 'Cargo.lock')) ? ['--locked'] : []
+  run(process.env.CARGO || 'cargo', ['build', '--release', ...locked, '-p', 'wt-load', '-p', 'wtransport-echo', '-p', 'core-echo'])
+  log(`bench: build took ${((Date.now() - t) / 1000).toFixed(1)} s`)
+}
+for (const name of ['wt-load', 'core-echo', 'wtransport-echo']) {
+  if (!fs.existsSync(bin(name))) {
+    log(`bench: ${bin(name)} is missing (run without --no-build)`)
+    process.exit(1)
+  }
+}
+
+// One certificate for every server: the same handshake cost everywhere.
+const require = createRequire(import.meta.url)
+const { generateCertificate } = require('..')
+const certificate = generateCertificate({ hostnames: ['localhost', '127.0.0.1'], days: 10 })
+const certHash = Buffer.from(certificate.hash.value).toString('hex')
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wt-bench-'))
+const certFile = path.join(tmp, 'cert.pem')
+const keyFile = path.join(tmp, 'key.pem')
+fs.writeFileSync(certFile, certificate.cert)
+fs.writeFileSync(keyFile, certificate.key, { mode: 0o600 })
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }))
+
+// ---------------------------------------------------------------------------------------------
+// /proc sampling.
+
+const clockTicks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
+
+function sample(pid, port) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // fields[0] is field 3 (state): utime and stime are fields 14 and 15.
+    const cpu = (Number(fields[11]) + Number(fields[12])) / clockTicks
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)
+    const threads = Number(/Threads:\s+(\d+)/.exec(status)?.[1] ?? NaN)
+    return { cpu, rssKb, threads, udpDrops: udpDrops(port) }
+  } catch {
+    return null
+  }
+}
+
+/** CPU seconds the whole machine spent busy (all processes), from /proc/stat. */
+function machineBusySeconds() {
+  try {
+    const cols = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal. Processes' time only (user, nice, system):
+    // interrupt time is no process's, and on loopback much of it is our own packets.
+    return (cols[0] + cols[1] + cols[2]) / clockTicks
+  } catch {
+    return null
+  }
+}
+
+/** The kernel's drop counter of the UDP socket bound to 127.0.0.1:port (receive buffer full). */
+function udpDrops(port) {
+  try {
+    const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+    for (const line of fs.readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/)
+      if (cols[1] === want) return Number(cols[cols.length - 1])
+    }
+  } catch {}
+  return null
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes.
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const live = new Set()
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL')
+})
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    for (const child of live) child.kill('SIGKILL')
+    process.exit(130)
+  })
+}
+
+function track(child) {
+  live.add(child)
+  child.once('exit', () => live.delete(child))
+  return child
+}
+
+function exited(child) {
+  return child.exitCode !== null || child.signalCode !== null
+}
+
+async function startServer(def) {
+  const child = track(
+    spawn(def.cmd, [...def.args, '--cert', certFile, '--key', keyFile], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] }),
+  )
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)))
+  child.stdin.on('error', () => {})
+  const lines = readline.createInterface({ input: child.stdout })
+  const info = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${def.name} did not report its port within 20 s`)), 20_000)
+    lines.once('line', (line) => {
+      clearTimeout(timer)
+      try {
+        resolve(JSON.parse(line))
+      } catch {
+        reject(new Error(`${def.name} printed ${JSON.stringify(line)} instead of its port`))
+      }
+    })
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      reject(new Error(`${def.name} exited (${signal ?? code}) before listening: ${stderr.trim()}`))
+    })
+    child.once('error', (e) => reject(new Error(`${def.name}: ${e.message}`)))
+  })
+  lines.on('line', () => {})
+  if (!info.port) throw new Error(`${def.name} reported no port`)
+  return { child, port: info.port, pid: child.pid, stderr: () => stderr }
+}
+
+async function stopServer(server) {
+  if (exited(server.child)) return
+  const gone = new Promise((resolve) => server.child.once('exit', resolve))
+  server.child.stdin.end()
+  server.child.kill('SIGTERM')
+  const timer = setTimeout(() => server.child.kill('SIGKILL'), 3000)
+  await gone
+  clearTimeout(timer)
+}
+
+/** Runs wt-load once; resolves with its JSON report (a failure report when it breaks). */
+function runLoad(port, mode, onReady) {
+  const args = ['--url', `https://127.0.0.1:${port}/echo`, '--cert-hash', certHash, '--timeout-ms', String(mode.timeoutMs)]
+  args.push('--threads', String(clientThreads))
+  args.push(...mode.args)
+  if (mode.hold) args.push('--wait-stdin', '--hold-ms', String(mode.timeoutMs))
+  const child = track(spawn(bin('wt-load'), args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] }))
+  child.stdin.on('error', () => {})
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  const errLines = readline.createInterface({ input: child.stderr })
+  errLines.on('line', async (line) => {
+    stderr = (stderr + line + '\n').slice(-4000)
+    if (!line.startsWith('{"event":"ready"')) return
+    try {
+      await onReady?.(JSON.parse(line))
+    } finally {
+      child.stdin.write('\n')
+    }
+  })
+  const killer = setTimeout(() => child.kill('SIGKILL'), mode.timeoutMs + 15_000)
+  return new Promise((resolve) => {
+    child.once('close', (code, signal) => {
+      clearTimeout(killer)
+      const last = stdout.trim().split('\n').pop() ?? ''
+      let report
+      try {
+        report = JSON.parse(last)
+      } catch {
+        report = { ok: false, error: `wt-load ended (${signal ?? code}) without a report: ${stderr.trim().slice(-500)}` }
+      }
+      if (report.ok && code !== 0) report = { ...report, ok: false, error: `wt-load exited with ${code}` }
+      resolve(report)
+    })
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run: a fresh server, a settle, samples around the load.
+
+async function runOnce(def, modeName, rep) {
+  const mode = MODES[modeName]
+  const record = { server: def.name, mode: modeName, rep }
+  const result = {}
+  let server
+  try {
+    server = await startServer(def)
+  } catch (error) {
+    return { ...record, ok: false, startFailed: true, error: error.message }
+  }
+  try {
+    await sleep(300)
+    result.waitedForQuietSeconds = await waitForQuiet(server)
+    const before = sample(server.pid, server.port)
+    const busyBefore = machineBusySeconds()
+    const runnerBefore = process.cpuUsage()
+    const loadStarted = Date.now()
+    let held = null
+    const report = await runLoad(server.port, mode, async (ready) => {
+      // Let the server finish what the handshakes started, then sample it with everything open.
+      await sleep(500)
+      held = { ...sample(server.pid, server.port), sessions: ready.sessions }
+    })
+    const after = sample(server.pid, server.port)
+    const loadSeconds = (Date.now() - loadStarted) / 1000
+    const runnerCpu = process.cpuUsage(runnerBefore)
+    const busyAfter = machineBusySeconds()
+    const alive = !exited(server.child)
+    Object.assign(result, { ...record, ok: report.ok && alive && before !== null, report, before, after, held })
+    if (!alive) result.error = `the server exited during the run: ${server.stderr().trim().slice(-500)}`
+    else if (!report.ok) result.error = report.error
+    if (before && after) {
+      result.serverCpuSeconds = round(after.cpu - before.cpu, 3)
+      result.udpDrops = before.udpDrops === null ? null : after.udpDrops - before.udpDrops
+      result.clientCpuSeconds = report.clientCpuSeconds ?? null
+      // What the rest of the machine (other processes) used meanwhile, in cores: the noise.
+      if (busyBefore !== null && busyAfter !== null && report.clientCpuSeconds != null) {
+        const other =
+          busyAfter - busyBefore - result.serverCpuSeconds - report.clientCpuSeconds - (runnerCpu.user + runnerCpu.system) / 1e6
+        result.loadSeconds = round(loadSeconds, 2)
+        result.otherCores = round(Math.max(0, other) / loadSeconds, 2)
+      }
+    }
+    if (held && before && held.sessions > 0) {
+      result.rssPerSessionKb = round((held.rssKb - before.rssKb) / held.sessions, 1)
+      result.heldRssKb = held.rssKb
+    }
+    return result
+  } finally {
+    await stopServer(server)
+  }
+}
+
+/**
+ * Waits, in half-second looks, while other processes keep more than 0.3 cores busy, as long as
+ * the run's budget for waiting lasts (--quiet-budget); returns the seconds waited.
+ */
+let quietBudget = Number(option('--quiet-budget') ?? (smoke ? 0 : 60))
+async function waitForQuiet(server) {
+  let waited = 0
+  while (quietBudget > 0) {
+    const busy = machineBusySeconds()
+    const serverCpu = sample(server.pid, server.port)?.cpu ?? 0
+    const runner = process.cpuUsage()
+    await sleep(500)
+    const runnerCpu = process.cpuUsage(runner)
+    const others =
+      (machineBusySeconds() - busy - ((sample(server.pid, server.port)?.cpu ?? 0) - serverCpu) - (runnerCpu.user + runnerCpu.system) / 1e6) / 0.5
+    if (others < 0.3) break
+    waited += 0.5
+    quietBudget -= 0.5
+  }
+  return waited
+}
+
+function round(x, digits) {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run.
+
+const runs = []
+const plan = []
+for (let rep = 1; rep <= reps; rep++) {
+  for (const modeName of modeNames) {
+    if (MODES[modeName].once && rep > 1) continue
+    // Rotate the order so that no server always goes first after a build or another's run.
+    for (let i = 0; i < servers.length; i++) plan.push([servers[(i + rep - 1) % servers.length], modeName, rep])
+  }
+}
+{
+  // Is anything else running? One second of the machine's CPU time, before we start anything.
+  const busy = machineBusySeconds()
+  await sleep(1000)
+  const idleCores = machineBusySeconds() - busy
+  if (idleCores > 0.25) log(`bench: warning: other processes are using ${idleCores.toFixed(2)} cores: they will disturb the figures`)
+}
+log(`bench: ${plan.length} runs (${reps} repetition${reps === 1 ? '' : 's'}${smoke ? ', smoke' : ''}), cert ${certHash.slice(0, 16)}...`)
+// A server that cannot start or be reached is not tried again: its other runs fail at once.
+const unreachable = new Map()
+for (const [i, [def, modeName, rep]] of plan.entries()) {
+  const t = Date.now()
+  const result = unreachable.has(def.name)
+    ? { server: def.name, mode: modeName, rep, ok: false, error: `skipped: ${unreachable.get(def.name)}` }
+    : await runOnce(def, modeName, rep)
+  if (!result.ok && !unreachable.has(def.name) && (result.startFailed || /^connect: /.test(result.error ?? ''))) {
+    unreachable.set(def.name, `${def.name} was unreachable earlier (${result.error})`)
+  }
+  result.wallSeconds = round((Date.now() - t) / 1000, 2)
+  runs.push(result)
+  const brief = result.ok ? headline(result) : `FAILED: ${result.error}`
+  const noise =
+    (typeof result.otherCores === 'number' ? `, other processes ${result.otherCores} cores` : '') +
+    (result.waitedForQuietSeconds ? `, waited ${result.waitedForQuietSeconds} s for quiet` : '')
+  log(`[${i + 1}/${plan.length}] ${modeName} ${def.name} #${rep}: ${brief} (${result.wallSeconds} s${noise})`)
+}
+
+function headline(r) {
+  const p = r.report
+  switch (r.mode) {
+    case 'bulk':
+      return `${p.mbPerSec.toFixed(1)} MB/s, server CPU ${r.serverCpuSeconds} s`
+    case 'rr':
+      return `${Math.round(p.streamsPerSec)} streams/s, p50 ${p.p50Ms.toFixed(2)} ms, p99 ${p.p99Ms.toFixed(2)} ms`
+    case 'dgram':
+    case 'dgram10k':
+    case 'dgramRate':
+      return `offered ${Math.round(p.offeredPerSec)}/s, echoed ${Math.round(p.echoedPerSec)}/s, loss ${p.lossPercent.toFixed(2)} %, server socket drops ${r.udpDrops}`
+    default:
+      return `${p.opened} ready in ${Math.round(p.allReadyMs)} ms, ${r.rssPerSessionKb} kB/session, server socket drops ${r.udpDrops}`
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summary: per server, the median of each figure over its passing runs.
+
+function median(values) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
+  if (!v.length) return null
+  const mid = v.length >> 1
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2
+}
+
+const METRICS = {
+  bulkMBps: ['bulk', (r) => r.report.mbPerSec],
+  bulkCpuS: ['bulk', (r) => r.serverCpuSeconds],
+  rrStreamsPerSec: ['rr', (r) => r.report.streamsPerSec],
+  rrP50Ms: ['rr', (r) => r.report.p50Ms],
+  rrP99Ms: ['rr', (r) => r.report.p99Ms],
+  rrCpuS: ['rr', (r) => r.serverCpuSeconds],
+  dgramEchoPerSec: ['dgram', (r) => r.report.echoedPerSec],
+  dgramOfferedPerSec: ['dgram', (r) => r.report.offeredPerSec],
+  dgramLossPercent: ['dgram', (r) => r.report.lossPercent],
+  dgramServerSocketDrops: ['dgram', (r) => r.udpDrops],
+  dgramCpuS: ['dgram', (r) => r.serverCpuSeconds],
+  dgram10kLossPercent: ['dgram10k', (r) => r.report.lossPercent],
+  dgram10kCpuS: ['dgram10k', (r) => r.serverCpuSeconds],
+  dgramRateLossPercent: ['dgramRate', (r) => r.report.lossPercent],
+  dgramRateEchoPerSec: ['dgramRate', (r) => r.report.echoedPerSec],
+  sessionsReadyMs: ['sessions', (r) => r.report.allReadyMs],
+  sessionsRssPerSessionKb: ['sessions', (r) => r.rssPerSessionKb],
+  sessionsServerSocketDrops: ['sessions', (r) => r.udpDrops],
+  sessions10kReadyMs: ['sessions10k', (r) => r.report.allReadyMs],
+  sessions10kOpened: ['sessions10k', (r) => r.report.opened],
+  sessions10kRssMb: ['sessions10k', (r) => (r.heldRssKb ?? NaN) / 1024],
+  sessions10kRssPerSessionKb: ['sessions10k', (r) => r.rssPerSessionKb],
+}
+
+const summary = {}
+for (const def of servers) {
+  const mine = runs.filter((r) => r.server === def.name)
+  const s = { label: def.label }
+  for (const [key, [mode, pick]] of Object.entries(METRICS)) {
+    s[key] = median(mine.filter((r) => r.mode === mode && r.ok).map(pick))
+  }
+  // Idle: a freshly started server, before any client (every run starts one).
+  s.idleRssMb = median(mine.map((r) => r.before?.rssKb / 1024))
+  s.failedRuns = mine.filter((r) => !r.ok).length
+  summary[def.name] = s
+}
+
+const RATIO_KEYS = [
+  'bulkMBps',
+  'rrStreamsPerSec',
+  'rrP99Ms',
+  'dgramEchoPerSec',
+  'sessionsReadyMs',
+  'sessionsRssPerSessionKb',
+  'idleRssMb',
+  'bulkCpuS',
+]
+const ratios = {}
+for (const [name, num, den] of [
+  ['js/wtransport', 'js', 'wtransport'],
+  ['core/wtransport', 'core', 'wtransport'],
+  ['js/core', 'js', 'core'],
+]) {
+  if (!summary[num] || !summary[den]) continue
+  ratios[name] = {}
+  for (const key of RATIO_KEYS) {
+    // Paired: the ratio within each repetition (the servers run one after the other, seconds
+    // apart, so they share the machine's conditions), then the median of those.
+    const per = []
+    if (key === 'idleRssMb') {
+      per.push(summary[num][key] / summary[den][key])
+    } else {
+      const [mode, pick] = METRICS[key]
+      for (let rep = 1; rep <= reps; rep++) {
+        const a = runs.find((r) => r.server === num && r.mode === mode && r.rep === rep && r.ok)
+        const b = runs.find((r) => r.server === den && r.mode === mode && r.rep === rep && r.ok)
+        if (a && b && pick(b)) per.push(pick(a) / pick(b))
+      }
+    }
+    const m = median(per)
+    ratios[name][key] = m === null ? null : round(m, 2)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table.
+
+const fmt = (x, digits = 0) => (x === null || x === undefined ? '—' : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }))
+const sessionsHeader = smoke ? 'sessions: time to 50 ready' : 'sessions: time to 200 ready'
+const header = [
+  'server',
+  'bulk MB/s',
+  'rr streams/s (p99 ms)',
+  'dgram echo/s (loss %)',
+  'loss at 10k/s',
+  sessionsHeader,
+  'RSS per session',
+  'idle RSS',
+  'CPU s bulk / rr / dgram',
+]
+const rows = servers.map((def) => {
+  const s = summary[def.name]
+  return [
+    def.label + (s.failedRuns ? ` (${s.failedRuns} failed)` : ''),
+    fmt(s.bulkMBps, 1),
+    `${fmt(s.rrStreamsPerSec)} (${fmt(s.rrP99Ms, 2)})`,
+    `${fmt(s.dgramEchoPerSec)} (${fmt(s.dgramLossPercent, 1)} %)`,
+    `${fmt(s.dgram10kLossPercent, 2)} %`,
+    `${fmt(s.sessionsReadyMs)} ms`,
+    `${fmt(s.sessionsRssPerSessionKb, 1)} kB`,
+    `${fmt(s.idleRssMb, 1)} MB`,
+    `${fmt(s.bulkCpuS, 2)} / ${fmt(s.rrCpuS, 2)} / ${fmt(s.dgramCpuS, 2)}`,
+  ]
+})
+const ratioLabel = { 'js/wtransport': '(a) / (c)', 'core/wtransport': '(b) / (c)', 'js/core': '(a) / (b)' }
+for (const [name, r] of Object.entries(ratios)) {
+  const x = (v) => (v === null ? '—' : `${v.toFixed(2)}x`)
+  rows.push([
+    `ratio ${ratioLabel[name]}`,
+    x(r.bulkMBps),
+    `${x(r.rrStreamsPerSec)} (${x(r.rrP99Ms)})`,
+    x(r.dgramEchoPerSec),
+    '',
+    x(r.sessionsReadyMs),
+    x(r.sessionsRssPerSessionKb),
+    x(r.idleRssMb),
+    `${x(r.bulkCpuS)} (bulk)`,
+  ])
+}
+const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n')
+
+const durationSeconds = round((Date.now() - started) / 1000, 1)
+const noise = runs.map((r) => r.otherCores).filter((x) => typeof x === 'number')
+const machine = {
+  nproc: os.availableParallelism(),
+  cpu: /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model,
+  memory: spawnSync('free', ['-h'], { encoding: 'utf8' }).stdout?.trim(),
+  kernel: os.release(),
+  node: process.version,
+  rustc: spawnSync('rustc', ['--version'], { encoding: 'utf8' }).stdout?.trim(),
+  commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout?.trim() || null,
+  uncommittedFiles: spawnSync('git', ['status', '--porcelain'], { cwd: root, encoding: 'utf8' }).stdout?.split('\n').filter(Boolean).length ?? null,
+  loadAverageAtStart: loadAtStart,
+  loadAverageAtEnd: os.loadavg().map((x) => round(x, 2)),
+  otherProcessesCores: { median: median(noise), max: noise.length ? Math.max(...noise) : null },
+}
+
+console.log(`\n${table}\n`)
+if (dgramRate) {
+  console.log(`datagrams at a fixed ${dgramRate}/s:`)
+  for (const def of servers) {
+    const s = summary[def.name]
+    console.log(`  ${def.label}: ${fmt(s.dgramRateEchoPerSec)} echoed/s, loss ${fmt(s.dgramRateLossPercent, 2)} %`)
+  }
+}
+if (flag('--big') && servers.some((d) => summary[d.name].sessions10kOpened !== null)) {
+  console.log('10,000 sessions held (concurrency 500):')
+  for (const def of servers) {
+    const s = summary[def.name]
+    console.log(
+      `  ${def.label}: ${fmt(s.sessions10kOpened)} opened in ${fmt(s.sessions10kReadyMs)} ms, RSS ${fmt(s.sessions10kRssMb, 0)} MB (${fmt(s.sessions10kRssPerSessionKb, 1)} kB/session)`,
+    )
+  }
+}
+const failed = runs.filter((r) => !r.ok)
+console.log(
+  `${runs.length} runs, ${failed.length} failed; ${reps} repetition${reps === 1 ? '' : 's'}, medians; whole run ${durationSeconds} s on ${machine.nproc} cores (${machine.cpu})`,
+)
+const waited = runs.reduce((sum, r) => sum + (r.waitedForQuietSeconds ?? 0), 0)
+console.log(
+  `other processes used ${fmt(machine.otherProcessesCores.median, 2)} cores during a run (median; max ${fmt(machine.otherProcessesCores.max, 2)}); waited ${waited} s in all for them to quiet down; load average at start ${loadAtStart.join(' ')}`,
+)
+for (const r of failed) console.log(`FAILED ${r.mode} ${r.server} #${r.rep}: ${r.error}`)
+
+const out = option('--out') ?? (smoke ? null : path.join(here, 'results.json'))
+if (out) {
+  const json = {
+    date: new Date().toISOString(),
+    smoke,
+    reps,
+    durationSeconds,
+    machine,
+    modes: Object.fromEntries(modeNames.map((m) => [m, MODES[m].args.join(' ')])),
+    servers: Object.fromEntries(servers.map((d) => [d.name, d.label])),
+    summary,
+    ratios,
+    table,
+    runs,
+  }
+  fs.writeFileSync(out, JSON.stringify(json, null, 2) + '\n')
+  console.log(`results written to ${path.relative(process.cwd(), out) || out}`)
+}
+process.exit(failed.length ? 1 : 0)
