@@ -1,12 +1,13 @@
 // JS-side faults and security defaults: a throwing listener, TLS key logging only on request,
-// and live counters returning to zero once sessions are gone.
+// live counters returning to zero once sessions are gone, and a client killed mid-transfer.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { startEchoServer } from './support/echo-server.mjs'
-import { assertClientBuilt, assertClientOk, runWtClient } from './support/wt-client.mjs'
+import { WT_CLIENT_BIN, assertClientBuilt, assertClientOk, runWtClient } from './support/wt-client.mjs'
 
 test('a throwing session listener is reported on error, and the server keeps serving', { timeout: 60_000 }, async () => {
   assertClientBuilt()
@@ -95,6 +96,40 @@ test('live counters return to zero after sessions with streams and datagrams end
     }
     assert.deepEqual({ ...now, tasks: 0 }, { connections: 0, sessions: 0, faults: 0, tasks: 0, streamHalves: 0 })
     assert.ok(now.tasks <= 1, `only the accept loop remains (tasks: ${now.tasks})`)
+  } finally {
+    await echo.close()
+  }
+})
+
+test('a client killed mid-transfer is noticed within the idle timeout; the server keeps serving', { timeout: 60_000 }, async () => {
+  assertClientBuilt()
+  const echo = await startEchoServer({ idleTimeout: 1_000 })
+  try {
+    const client = spawn(WT_CLIENT_BIN, ['--url', echo.url(), '--cert-hash', echo.hashHex, '--timeout-ms', '30000', 'bulk', '500000000'], {
+      stdio: 'ignore',
+    })
+    // Wait until the session is open and bytes are flowing, then kill -9: no close, no FIN.
+    const deadline = Date.now() + 10_000
+    while (echo.sessions.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.equal(echo.sessions.length, 1, 'the session opened')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const killedAt = Date.now()
+    client.kill('SIGKILL')
+    const outcome = await echo.sessions[0].closed.then(
+      () => 'closed',
+      (error) => error,
+    )
+    const noticedMs = Date.now() - killedAt
+    assert.notEqual(outcome, 'closed', 'a killed client cannot have closed cleanly')
+    assert.equal(outcome.code, 'WT_ERR_CONNECTION_LOST')
+    assert.ok(noticedMs < 5_000, `noticed after ${noticedMs} ms (idle timeout 1000 ms)`)
+    const deadlineZero = Date.now() + 5_000
+    while ((echo.server.counters().sessions > 0 || echo.server.counters().connections > 0) && Date.now() < deadlineZero) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    assert.equal(echo.server.counters().sessions, 0, 'the session was freed')
+    assert.equal(echo.server.counters().connections, 0, 'the connection was freed')
+    assertClientOk(await runWtClient(echo, ['bidi-echo', '1000']))
   } finally {
     await echo.close()
   }
