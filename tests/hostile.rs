@@ -18,6 +18,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use support::*;
 use tokio::sync::mpsc;
+use webtransport_napi::core::echo::echo_bidi;
 use webtransport_napi::core::{qpack, varint, IncomingRequest, RequestHandler, Session, SessionEnd};
 
 const H3_NO_ERROR: u64 = 0x100;
@@ -65,7 +66,7 @@ impl RequestHandler for Hub {
             let Some(session) = request.accept(Vec::new(), String::new()).await else { return };
             let _ = sessions.send(session.clone());
             match path.as_str() {
-                "/quiet" => echo_streams(session).await,
+                "/quiet" => echo_bidi(session).await,
                 "/firehose" => firehose(session, written).await,
                 _ => serve_echo(session).await,
             }
@@ -87,19 +88,6 @@ fn hub() -> (Arc<Hub>, HubHandles) {
 fn echo_server(configure: impl FnOnce(&mut webtransport_napi::core::ServerConfig)) -> TestServer {
     let (handler, _) = hub();
     start_server(handler, configure)
-}
-
-async fn echo_streams(session: Session) {
-    while let Some((mut send, mut recv)) = session.accept_bi().await {
-        tokio::spawn(async move {
-            while let Ok(Some(chunk)) = recv.read(65536).await {
-                if send.write(chunk).await.is_err() {
-                    return;
-                }
-            }
-            let _ = send.finish();
-        });
-    }
 }
 
 fn firehose_byte(offset: usize) -> u8 {

@@ -13,6 +13,7 @@ pub mod cert;
 pub mod config;
 pub mod connect_stream;
 mod connection;
+pub mod echo;
 pub mod error;
 pub mod proto;
 pub mod qpack;

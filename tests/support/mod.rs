@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use webtransport_napi::core::{
-    cert, qpack, varint, IncomingRequest, OriginPolicy, RequestHandler, Server, ServerConfig, Session,
+    cert, qpack, varint, IncomingRequest, OriginPolicy, RequestHandler, Server, ServerConfig,
 };
 
 pub const SETTINGS_WT: &[(u64, u64)] = &[(0x08, 1), (0x33, 1), (0x2b603742, 1)];
@@ -241,39 +241,5 @@ impl RequestHandler for Echo {
     }
 }
 
-pub async fn serve_echo(session: Session) {
-    let datagrams = session.clone();
-    tokio::spawn(async move {
-        while let Some(batch) = datagrams.read_datagrams(64).await {
-            for d in batch {
-                let _ = datagrams.send_datagram(&d);
-            }
-        }
-    });
-    let uni = session.clone();
-    tokio::spawn(async move {
-        while let Some(mut recv) = uni.accept_uni().await {
-            let uni = uni.clone();
-            tokio::spawn(async move {
-                let mut data = Vec::new();
-                while let Ok(Some(chunk)) = recv.read(65536).await {
-                    data.extend_from_slice(&chunk);
-                }
-                if let Ok(mut send) = uni.open_uni().await {
-                    let _ = send.write(Bytes::from(data)).await;
-                    let _ = send.finish();
-                }
-            });
-        }
-    });
-    while let Some((mut send, mut recv)) = session.accept_bi().await {
-        tokio::spawn(async move {
-            while let Ok(Some(chunk)) = recv.read(65536).await {
-                if send.write(chunk).await.is_err() {
-                    return;
-                }
-            }
-            let _ = send.finish();
-        });
-    }
-}
+/// The core's reference echo.
+pub use webtransport_napi::core::echo::serve as serve_echo;

@@ -16,8 +16,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use webtransport_napi::core::{cert, tls, IncomingRequest, RequestHandler, Server, ServerConfig, Session};
+use webtransport_napi::core::{cert, echo, tls, IncomingRequest, RequestHandler, Server, ServerConfig};
 
 struct Echo;
 
@@ -25,51 +24,8 @@ impl RequestHandler for Echo {
     fn on_request(&self, request: IncomingRequest) {
         tokio::spawn(async move {
             if let Some(session) = request.accept(Vec::new(), String::new()).await {
-                serve(session).await;
+                echo::serve(session).await;
             }
-        });
-    }
-}
-
-async fn serve(session: Session) {
-    let datagrams = session.clone();
-    tokio::spawn(async move {
-        while let Some(batch) = datagrams.read_datagrams(256).await {
-            for datagram in batch {
-                let _ = datagrams.send_datagram(&datagram);
-            }
-        }
-    });
-    let uni = session.clone();
-    tokio::spawn(async move {
-        while let Some(mut recv) = uni.accept_uni().await {
-            let uni = uni.clone();
-            tokio::spawn(async move {
-                let mut data = Vec::new();
-                while let Ok(Some(chunk)) = recv.read(65536).await {
-                    data.extend_from_slice(&chunk);
-                }
-                if let Ok(mut send) = uni.open_uni().await {
-                    let _ = send.write(Bytes::from(data)).await;
-                    let _ = send.finish();
-                }
-            });
-        }
-    });
-    while let Some((mut send, mut recv)) = session.accept_bi().await {
-        tokio::spawn(async move {
-            loop {
-                match recv.read(65536).await {
-                    Ok(Some(chunk)) => {
-                        if send.write(chunk).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(_) => return,
-                }
-            }
-            let _ = send.finish();
         });
     }
 }
