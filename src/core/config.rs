@@ -68,6 +68,10 @@ pub struct ServerConfig {
     /// Honour SSLKEYLOGFILE (TLS secrets for packet captures). Off by default: key material is
     /// never written anywhere unless the application opts in.
     pub key_log: bool,
+    /// Requested UDP receive and send buffer of the server socket, in bytes (the kernel caps it
+    /// at net.core.rmem_max / wmem_max). The default 208 KiB drops a burst of 200 handshakes'
+    /// Initial packets, and each dropped one costs its client a 1 s probe timeout.
+    pub socket_buffer: usize,
 }
 
 impl ServerConfig {
@@ -90,6 +94,7 @@ impl ServerConfig {
             congestion_control: CongestionControl::Cubic,
             max_header_bytes: 16 * 1024,
             key_log: false,
+            socket_buffer: 4 << 20,
         }
     }
 
