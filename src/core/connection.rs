@@ -26,6 +26,9 @@ use super::varint;
 const MAX_BUFFERED_STREAMS: usize = 64;
 /// Datagrams buffered per connection for sessions that are not (yet) established.
 const MAX_BUFFERED_DATAGRAMS: usize = 64;
+/// How long a local close waits for the client to acknowledge the data of streams the
+/// application already finished, before the close capsule goes out regardless.
+pub(crate) const FINISHED_DATA_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct Pending {
@@ -727,6 +730,9 @@ async fn drive_session(
                 chunk = recv.read_chunk(16 * 1024, true) => chunk.map(|c| c.map(|c| c.bytes)),
                 request = &mut close_rx => {
                     let (error_code, reason) = request.unwrap_or((0, String::new()));
+                    // The capsule makes the client abandon every stream of the session, so what
+                    // the application wrote and finished before closing must be delivered first.
+                    session.unacknowledged.wait(tokio::time::Instant::now() + FINISHED_DATA_WAIT).await;
                     close_locally(&mut send, &mut recv, error_code, &reason).await;
                     break SessionEnd::Closed { code: error_code, reason };
                 }
