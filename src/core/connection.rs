@@ -157,7 +157,7 @@ impl Conn {
         }
     }
 
-    /// Records a client bidirectional stream whose task starts now.
+    /// Records a client bidirectional stream as accepted; its task will `bury` it.
     fn request_started(&self, id: u64) {
         let mut routes = self.routes();
         routes.live_requests.insert(id);
@@ -378,6 +378,10 @@ async fn drive(conn: quinn::Connection, server: Arc<ServerShared>) {
     let bidi_state = state.clone();
     let bidi_loop = async move {
         while let Ok((send, recv)) = bidi_state.conn.accept_bi().await {
+            // Recorded here, in stream order, not in the stream's task: tasks may start in any
+            // order, and a WebTransport stream whose task ran before its CONNECT's would find the
+            // session id below the highest id seen and not live, and be refused.
+            bidi_state.request_started(u64::from(recv.id()));
             let task = contained(
                 bidi_state.server.clone(),
                 bidi_state.conn.clone(),
@@ -537,7 +541,6 @@ async fn respond_and_end(
 
 async fn handle_bidi(state: Arc<Conn>, send: quinn::SendStream, mut recv: quinn::RecvStream) {
     let id = u64::from(recv.id());
-    state.request_started(id);
     let Ok(Some(first)) = read_varint_exact(&mut recv).await else {
         return state.bury(id);
     };
