@@ -207,6 +207,11 @@ export interface ServerEvents {
   listening: []
   session: [session: WebTransportSession]
   requestError: [error: WebTransportServerError, request: WebTransportRequest]
+  /**
+   * A contained internal fault (code WT_ERR_INTERNAL): a bug closed one connection with
+   * H3_INTERNAL_ERROR and the server went on. Without a listener it becomes a process warning.
+   */
+  fault: [error: WebTransportServerError]
   error: [error: WebTransportServerError]
   close: []
 }

@@ -3,7 +3,7 @@
 const { EventEmitter } = require('node:events')
 const { isIP } = require('node:net')
 const native = require('./native')
-const { fromNative, invalidOption, callbackError } = require('./errors')
+const { fromNative, invalidOption, callbackError, internalError } = require('./errors')
 const { WebTransportSession } = require('./session')
 
 const DEFAULT_CALLBACK_TIMEOUT = 10_000
@@ -158,7 +158,8 @@ function callWithDeadline(fn, args, timeoutMs, name) {
 }
 
 /**
- * An HTTP/3 WebTransport server. Events: 'listening', 'session', 'requestError', 'error', 'close'.
+ * An HTTP/3 WebTransport server. Events: 'listening', 'session', 'requestError', 'fault', 'error',
+ * 'close'.
  */
 class Server extends EventEmitter {
   #native = null
@@ -207,7 +208,11 @@ class Server extends EventEmitter {
     }
     let bindError = null
     try {
-      this.#native = new native.NativeServer(nativeOptions, (request) => this.#onRequest(request))
+      this.#native = new native.NativeServer(
+        nativeOptions,
+        (request) => this.#onRequest(request),
+        (message) => this.#onFault(message),
+      )
     } catch (error) {
       const converted = fromNative(error)
       // Bad certificates and options are the caller's mistake: throw now. Failing to bind is
@@ -304,6 +309,16 @@ class Server extends EventEmitter {
     this.#sessions.add(session)
     session.closed.finally(() => this.#sessions.delete(session)).catch(() => {})
     this.#emitSafely('session', session)
+  }
+
+  /**
+   * A contained internal fault (a bug: a panic in a connection's task closed that one connection
+   * with H3_INTERNAL_ERROR; the server goes on). Reported on 'fault', never on 'error' (which is
+   * for the server itself), or as a process warning when nobody listens.
+   */
+  #onFault(message) {
+    if (this.listenerCount('fault') > 0) this.#emitSafely('fault', internalError(message))
+    else process.emitWarning(`webtransport-napi: ${message}`, { code: 'WT_ERR_INTERNAL' })
   }
 
   /**

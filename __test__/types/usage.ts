@@ -46,6 +46,10 @@ server.on('requestError', (error, request) => {
   void [code, request.url]
 })
 server.on('error', (error) => void error.systemError)
+server.once('fault', (error) => {
+  const code: 'WT_ERR_INTERNAL' | string = error.code
+  void [code, error.message]
+})
 server.on('listening', () => {
   const address = server.address()
   if (address) void address.port

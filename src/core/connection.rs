@@ -334,7 +334,16 @@ async fn contained(
         if error.is_panic() {
             server.counters.faults.fetch_add(1, Ordering::Relaxed);
             conn.close(varint_code(code::H3_INTERNAL_ERROR), b"internal error");
-            server.handler.on_fault("a connection task panicked; the connection was closed with H3_INTERNAL_ERROR");
+            let payload = error.into_panic();
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            server.handler.on_fault(&format!(
+                "a connection task panicked ({what}); the connection from {} was closed with H3_INTERNAL_ERROR",
+                conn.remote_address()
+            ));
         }
     }
 }
