@@ -240,12 +240,15 @@ class Server extends EventEmitter {
   }
 
   /**
-   * Live counts for tests and operators: `{ connections, sessions, faults, tasks, streamHalves }`
-   * (faults: internal errors contained by closing one connection; streamHalves: stream sides
-   * alive in the process). Zeros once closed, except streamHalves, which is process-wide.
+   * Live counts for tests and operators: `{ connections, sessions, faults, tasks, streamHalves,
+   * nativeRequests, nativeSessions, nativeStreams }` (faults: internal errors contained by closing
+   * one connection; streamHalves: stream sides alive in the process; native*: native objects JS
+   * still holds, process-wide, freed by GC). All zeros once closed.
    */
   counters() {
-    if (!this.#native) return { connections: 0, sessions: 0, faults: 0, tasks: 0, streamHalves: 0 }
+    if (!this.#native) {
+      return { connections: 0, sessions: 0, faults: 0, tasks: 0, streamHalves: 0, nativeRequests: 0, nativeSessions: 0, nativeStreams: 0 }
+    }
     return this.#native.counters()
   }
 

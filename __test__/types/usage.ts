@@ -53,8 +53,8 @@ server.once('fault', (error) => {
 server.on('listening', () => {
   const address = server.address()
   if (address) void address.port
-  const { connections, sessions, faults, tasks, streamHalves } = server.counters()
-  void [connections, sessions, faults, tasks, streamHalves]
+  const { connections, sessions, faults, tasks, streamHalves, nativeSessions, nativeStreams, nativeRequests } = server.counters()
+  void [connections, sessions, faults, tasks, streamHalves, nativeSessions, nativeStreams, nativeRequests]
 })
 
 const resetReason = new WebTransportError('done', { source: 'stream', streamErrorCode: 7 })

@@ -171,6 +171,9 @@ impl NativeServer {
             faults: c.faults as f64,
             tasks: c.tasks as f64,
             stream_halves: c.stream_halves as f64,
+            native_requests: super::live::get(&super::live::REQUESTS),
+            native_sessions: super::live::get(&super::live::SESSIONS),
+            native_streams: super::live::get(&super::live::STREAMS),
         }
     }
 
@@ -194,6 +197,11 @@ pub struct ServerCounters {
     pub tasks: f64,
     /// WebTransport stream halves alive in the process (send and receive sides counted apart).
     pub stream_halves: f64,
+    /// Native objects JS holds, process-wide: requests, sessions, streams (freed by their
+    /// finalizers after GC).
+    pub native_requests: f64,
+    pub native_sessions: f64,
+    pub native_streams: f64,
 }
 
 /// Like Node's `server.address()`.

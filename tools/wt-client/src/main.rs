@@ -13,7 +13,8 @@
 //! client-close <code> <reason...>, server-close <code> <reason...>, expect-refused,
 //! reset-codes <code,code,...> (RESET_STREAM / STOP_SENDING application codes, both directions),
 //! shutdown <downloads> <bytes> <uploads> <bytes> <pace-ms> <code> <reason...> (streams both ways
-//! across a server close).
+//! across a server close), flood <ms> (streams and datagrams pushed at a server that never reads,
+//! then wait for the server to end the session).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -33,7 +34,7 @@ const USAGE: &str = "usage: wt-client --url https://HOST:PORT/PATH --cert-hash <
 scenarios: bidi-echo [bytes] | uni-echo [bytes] | server-streams | datagrams [count] | bulk [bytes] | \
 client-close <code> <reason> | server-close <code> <reason> | expect-refused | reset-codes <code,...> | \
 soak <sessions> <concurrency> | \
-shutdown <downloads> <bytes> <uploads> <bytes> <pace-ms> <code> <reason>";
+shutdown <downloads> <bytes> <uploads> <bytes> <pace-ms> <code> <reason> | flood <ms>";
 
 /// HTTP/3 H3_NO_ERROR, used to tear the connection down after a scenario.
 const H3_NO_ERROR: u32 = 0x100;
@@ -803,6 +804,81 @@ async fn shutdown_streams(conn: &Connection, plan: ShutdownPlan) -> Result<Repor
 }
 
 // ---------------------------------------------------------------------------------------------
+// A client pushing at a server that never reads.
+
+/// For `push_for`: opens every stream the server allows (both kinds), writes into each until
+/// flow control stops it, and sends datagrams back to back; then waits, without closing, until
+/// the server ends the session.
+async fn flood(conn: &Connection, push_for: Duration) -> Result<Report, String> {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let deadline = tokio::time::Instant::now() + push_for;
+    let written = Arc::new(AtomicU64::new(0));
+    let writer = |mut send: SendStream, written: Arc<AtomicU64>| async move {
+        let chunk = vec![0x5au8; 64 * 1024];
+        while send.write_all(&chunk).await.is_ok() {
+            written.fetch_add(chunk.len() as u64, Relaxed);
+        }
+    };
+    let (opened_bidi, opened_uni) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let bidi = {
+        let (conn, opened, written) = (conn.clone(), opened_bidi.clone(), written.clone());
+        tokio::spawn(async move {
+            while let Ok(Some((send, _recv))) = tokio::time::timeout_at(deadline, open_bi_stream(&conn)).await {
+                opened.fetch_add(1, Relaxed);
+                tokio::spawn(writer(send, written.clone()));
+            }
+        })
+    };
+    let uni = {
+        let (conn, opened, written) = (conn.clone(), opened_uni.clone(), written.clone());
+        tokio::spawn(async move {
+            while let Ok(Some(send)) = tokio::time::timeout_at(deadline, open_uni_stream(&conn)).await {
+                opened.fetch_add(1, Relaxed);
+                tokio::spawn(writer(send, written.clone()));
+            }
+        })
+    };
+    let mut datagrams = 0u64;
+    let payload = vec![0xa5u8; 1000.min(conn.max_datagram_size().unwrap_or(0))];
+    while tokio::time::Instant::now() < deadline && !payload.is_empty() {
+        if conn.send_datagram(&payload).is_ok() {
+            datagrams += 1;
+        }
+        if datagrams.is_multiple_of(32) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let _ = bidi.await;
+    let _ = uni.await;
+    let pushed = Report::ok()
+        .with("openedBidi", opened_bidi.load(Relaxed))
+        .with("openedUni", opened_uni.load(Relaxed))
+        .with("bytesWritten", written.load(Relaxed))
+        .with("datagramsSent", datagrams);
+    println!("{}", pushed.to_json());
+    let session_end = loop {
+        if let Err(e) = conn.accept_bi().await {
+            break e;
+        }
+    };
+    let report = pushed.with("sessionEnd", conn_error_kind(&session_end));
+    Ok(match &session_end {
+        ConnectionError::ApplicationClosed(close) => report
+            .with("code", u64::from(close.code()))
+            .with("reason", String::from_utf8_lossy(close.reason()).into_owned()),
+        other => report.with("text", other.to_string()),
+    })
+}
+
+async fn open_bi_stream(conn: &Connection) -> Option<(SendStream, RecvStream)> {
+    conn.open_bi().await.ok()?.await.ok()
+}
+
+async fn open_uni_stream(conn: &Connection) -> Option<SendStream> {
+    conn.open_uni().await.ok()?.await.ok()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Stream error codes.
 //
 // wtransport 0.7 does NOT map WebTransport application codes: `SendStream::reset(VarInt)` and
@@ -1070,6 +1146,7 @@ async fn run(args: Args) -> Report {
         ResetCodes(Vec<u32>),
         Soak(u64, u64),
         Shutdown(ShutdownPlan),
+        Flood(u64),
     }
     let plan = match args.scenario.as_str() {
         "bidi-echo" => num_arg(&args.rest, 0, 1000, "byte count").map(Plan::Bidi),
@@ -1099,6 +1176,7 @@ async fn run(args: Args) -> Report {
                 reason,
             }))
         })(),
+        "flood" => num_arg(&args.rest, 0, 2000, "milliseconds").map(Plan::Flood),
         other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
     };
     let plan = match plan {
@@ -1127,6 +1205,7 @@ async fn run(args: Args) -> Report {
         Plan::ServerClose(code, reason) => server_close(&conn, code, &reason).await,
         Plan::ResetCodes(codes) => reset_codes(&conn, &codes).await,
         Plan::Shutdown(plan) => shutdown_streams(&conn, plan).await,
+        Plan::Flood(ms) => flood(&conn, Duration::from_millis(ms)).await,
         Plan::Soak(..) => Err("soak runs without a shared connection".into()),
     };
     let report = match result {
