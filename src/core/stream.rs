@@ -84,6 +84,12 @@ impl Unacknowledged {
     }
 }
 
+impl std::fmt::Debug for Unacknowledged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unacknowledged").finish_non_exhaustive()
+    }
+}
+
 /// The sending half of a WebTransport stream.
 #[derive(Debug)]
 pub struct SendStream {
@@ -91,12 +97,6 @@ pub struct SendStream {
     session_gone: CancellationToken,
     unacknowledged: std::sync::Arc<Unacknowledged>,
     _alive: Alive,
-}
-
-impl std::fmt::Debug for Unacknowledged {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Unacknowledged").finish_non_exhaustive()
-    }
 }
 
 impl SendStream {
