@@ -207,8 +207,32 @@ export interface ServerEvents {
   listening: []
   session: [session: WebTransportSession]
   requestError: [error: WebTransportServerError, request: WebTransportRequest]
+  /**
+   * A contained internal fault (code WT_ERR_INTERNAL): a bug closed one connection with
+   * H3_INTERNAL_ERROR and the server went on. Without a listener it becomes a process warning.
+   */
+  fault: [error: WebTransportServerError]
   error: [error: WebTransportServerError]
   close: []
+}
+
+export interface ServerCounters {
+  /** QUIC connections open. */
+  connections: number
+  /** WebTransport sessions open. */
+  sessions: number
+  /** Internal faults contained since start (each closed one connection; see the 'fault' event). */
+  faults: number
+  /** Native tasks running for this server. */
+  tasks: number
+  /** Stream sides alive in the process (send and receive counted apart). */
+  streamHalves: number
+  /** Native request objects JS still holds, process-wide (freed after GC). */
+  nativeRequests: number
+  /** Native session objects JS still holds, process-wide (freed after GC). */
+  nativeSessions: number
+  /** Native stream objects JS still holds, process-wide (freed after GC). */
+  nativeStreams: number
 }
 
 /** An HTTP/3 WebTransport server. */
@@ -219,8 +243,8 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly listening: boolean
   /** The bound address; null before listening and after close. */
   address(): AddressInfo | null
-  /** Live counts: connections, sessions, and internal faults contained (each closed one connection). */
-  counters(): { connections: number; sessions: number; faults: number; tasks: number; streamHalves: number }
+  /** Live counts for tests and operators; all zeros once closed. */
+  counters(): ServerCounters
   /** Closes every session with the code and reason and stops the server; idempotent. */
   close(closeInfo?: CloseInfo): Promise<void>
   [Symbol.asyncDispose](): Promise<void>

@@ -28,11 +28,7 @@ const TAG = /^\[(WT_ERR_[A-Z_]+)((?::[A-Z0-9_]+)*)\] ([\s\S]*)$/
 /** Turns an error thrown by the native binding into the library's error with `code`. */
 function fromNative(error) {
   const match = TAG.exec(error && error.message)
-  if (!match) {
-    const wrapped = new Error(error && error.message ? error.message : String(error))
-    wrapped.code = 'WT_ERR_INTERNAL'
-    return wrapped
-  }
+  if (!match) return internalError(error && error.message ? error.message : String(error))
   const [, code, extra, message] = match
   let streamErrorCode = null
   let systemError = null
@@ -61,6 +57,13 @@ function fromNative(error) {
   return result
 }
 
+/** An unexpected native failure (WT_ERR_INTERNAL): a bug to report, contained by the library. */
+function internalError(message) {
+  const error = new Error(message)
+  error.code = 'WT_ERR_INTERNAL'
+  return error
+}
+
 /** A TypeError or RangeError for a bad option or argument, with code WT_ERR_INVALID_OPTION. */
 function invalidOption(message, Kind = TypeError) {
   const error = new Kind(message)
@@ -75,4 +78,4 @@ function callbackError(code, message, cause) {
   return error
 }
 
-module.exports = { WebTransportError, fromNative, invalidOption, callbackError }
+module.exports = { WebTransportError, fromNative, invalidOption, callbackError, internalError }

@@ -3,7 +3,7 @@
 const { EventEmitter } = require('node:events')
 const { isIP } = require('node:net')
 const native = require('./native')
-const { fromNative, invalidOption, callbackError } = require('./errors')
+const { fromNative, invalidOption, callbackError, internalError } = require('./errors')
 const { WebTransportSession } = require('./session')
 
 const DEFAULT_CALLBACK_TIMEOUT = 10_000
@@ -158,7 +158,8 @@ function callWithDeadline(fn, args, timeoutMs, name) {
 }
 
 /**
- * An HTTP/3 WebTransport server. Events: 'listening', 'session', 'requestError', 'error', 'close'.
+ * An HTTP/3 WebTransport server. Events: 'listening', 'session', 'requestError', 'fault', 'error',
+ * 'close'.
  */
 class Server extends EventEmitter {
   #native = null
@@ -207,7 +208,11 @@ class Server extends EventEmitter {
     }
     let bindError = null
     try {
-      this.#native = new native.NativeServer(nativeOptions, (request) => this.#onRequest(request))
+      this.#native = new native.NativeServer(
+        nativeOptions,
+        (request) => this.#onRequest(request),
+        (message) => this.#onFault(message),
+      )
     } catch (error) {
       const converted = fromNative(error)
       // Bad certificates and options are the caller's mistake: throw now. Failing to bind is
@@ -235,12 +240,15 @@ class Server extends EventEmitter {
   }
 
   /**
-   * Live counts for tests and operators: `{ connections, sessions, faults, tasks, streamHalves }`
-   * (faults: internal errors contained by closing one connection; streamHalves: stream sides
-   * alive in the process). Zeros once closed, except streamHalves, which is process-wide.
+   * Live counts for tests and operators: `{ connections, sessions, faults, tasks, streamHalves,
+   * nativeRequests, nativeSessions, nativeStreams }` (faults: internal errors contained by closing
+   * one connection; streamHalves: stream sides alive in the process; native*: native objects JS
+   * still holds, process-wide, freed by GC). All zeros once closed.
    */
   counters() {
-    if (!this.#native) return { connections: 0, sessions: 0, faults: 0, tasks: 0, streamHalves: 0 }
+    if (!this.#native) {
+      return { connections: 0, sessions: 0, faults: 0, tasks: 0, streamHalves: 0, nativeRequests: 0, nativeSessions: 0, nativeStreams: 0 }
+    }
     return this.#native.counters()
   }
 
@@ -304,6 +312,16 @@ class Server extends EventEmitter {
     this.#sessions.add(session)
     session.closed.finally(() => this.#sessions.delete(session)).catch(() => {})
     this.#emitSafely('session', session)
+  }
+
+  /**
+   * A contained internal fault (a bug: a panic in a connection's task closed that one connection
+   * with H3_INTERNAL_ERROR; the server goes on). Reported on 'fault', never on 'error' (which is
+   * for the server itself), or as a process warning when nobody listens.
+   */
+  #onFault(message) {
+    if (this.listenerCount('fault') > 0) this.#emitSafely('fault', internalError(message))
+    else process.emitWarning(`webtransport-napi: ${message}`, { code: 'WT_ERR_INTERNAL' })
   }
 
   /**

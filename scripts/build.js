@@ -7,13 +7,17 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const root = path.join(__dirname, '..')
-const profile = process.argv.includes('--debug') ? 'debug' : 'release'
+// `--fault-injection` (tests only): a debug build with the test-only panic route, written beside
+// the real addon (build/fault-injection/) for __test__/fault-event.test.mjs; never installed.
+const faultInjection = process.argv.includes('--fault-injection')
+const profile = process.argv.includes('--debug') || faultInjection ? 'debug' : 'release'
 // Installed as a dependency, the ~200 MB of build intermediates are of no use afterwards.
 const inNodeModules = root.split(path.sep).includes('node_modules')
 const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(root, 'target')
 const removeTargetAfter = inNodeModules && !process.env.CARGO_TARGET_DIR
 const args = ['build', '--lib', '-p', 'webtransport-napi']
 if (profile === 'release') args.push('--release')
+if (faultInjection) args.push('--features', 'fault-injection')
 if (fs.existsSync(path.join(root, 'Cargo.lock'))) args.push('--locked')
 
 const cargo = process.env.CARGO || 'cargo'
@@ -26,7 +30,7 @@ if (result.status !== 0) process.exit(result.status ?? 1)
 
 const names = { linux: 'libwebtransport_napi.so', darwin: 'libwebtransport_napi.dylib', win32: 'webtransport_napi.dll' }
 const built = path.join(targetDir, profile, names[process.platform] ?? names.linux)
-const out = path.join(root, 'build', 'webtransport_napi.node')
+const out = path.join(root, 'build', ...(faultInjection ? ['fault-injection'] : []), 'webtransport_napi.node')
 fs.mkdirSync(path.dirname(out), { recursive: true })
 // Copy to a temp name and rename: replacing a loaded library in place can crash running processes.
 const tmp = `${out}.${process.pid}.tmp`

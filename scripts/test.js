@@ -16,6 +16,7 @@ const steps = [
   ['typings (tsc --noEmit)', process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '__test__/types']],
   ['addon build (release)', process.execPath, [path.join(root, 'scripts', 'build.js')]],
   ['wt-client build (release)', 'cargo', ['build', '--release', '-p', 'wt-client', '--locked']],
+  ['addon build (fault-injection, debug)', process.execPath, [path.join(root, 'scripts', 'build.js'), '--fault-injection']],
   ['node --test', process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', '__test__/']],
   ['bench smoke (content-checked, a few s per mode)', process.execPath, [path.join(root, 'bench', 'run.mjs'), '--smoke']],
 ]

@@ -46,11 +46,15 @@ server.on('requestError', (error, request) => {
   void [code, request.url]
 })
 server.on('error', (error) => void error.systemError)
+server.once('fault', (error) => {
+  const code: 'WT_ERR_INTERNAL' | string = error.code
+  void [code, error.message]
+})
 server.on('listening', () => {
   const address = server.address()
   if (address) void address.port
-  const { connections, sessions, faults, tasks, streamHalves } = server.counters()
-  void [connections, sessions, faults, tasks, streamHalves]
+  const { connections, sessions, faults, tasks, streamHalves, nativeSessions, nativeStreams, nativeRequests } = server.counters()
+  void [connections, sessions, faults, tasks, streamHalves, nativeSessions, nativeStreams, nativeRequests]
 })
 
 const resetReason = new WebTransportError('done', { source: 'stream', streamErrorCode: 7 })

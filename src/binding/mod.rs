@@ -7,6 +7,7 @@
 
 pub mod cert;
 pub mod error;
+pub(crate) mod live;
 pub mod request;
 pub mod runtime;
 pub mod server;

@@ -52,6 +52,7 @@ pub struct NativeRequest {
 
 impl NativeRequest {
     pub(crate) fn new(request: IncomingRequest) -> Self {
+        super::live::created(&super::live::REQUESTS);
         Self { pending: Mutex::new(Some(request)) }
     }
 
@@ -82,5 +83,11 @@ impl NativeRequest {
         if let Some(request) = self.take() {
             request.reject(u16::try_from(status).unwrap_or(500), pairs(headers));
         }
+    }
+}
+
+impl Drop for NativeRequest {
+    fn drop(&mut self) {
+        super::live::dropped(&super::live::REQUESTS);
     }
 }

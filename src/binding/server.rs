@@ -39,11 +39,16 @@ pub struct NativeServerOptions {
 }
 
 type RequestCallback = ThreadsafeFunction<NativeRequest, (), NativeRequest, Status, false>;
+/// Weak: a fault report must never be what keeps the process alive (the request callback does
+/// that while the server runs).
+type FaultCallback = ThreadsafeFunction<String, (), String, Status, false, true>;
 
-/// Hands requests to JS. Holding the threadsafe function keeps Node's event loop alive while the
-/// server runs; `release` lets the process exit after close.
+/// Hands requests and contained faults to JS. Holding the request callback keeps Node's event
+/// loop alive while the server runs; `release` drops both callbacks so the process can exit
+/// after close.
 struct JsRequestHandler {
     callback: Mutex<Option<Arc<RequestCallback>>>,
+    fault: Mutex<Option<Arc<FaultCallback>>>,
 }
 
 impl RequestHandler for JsRequestHandler {
@@ -54,11 +59,19 @@ impl RequestHandler for JsRequestHandler {
             callback.call(NativeRequest::new(request), ThreadsafeFunctionCallMode::NonBlocking);
         }
     }
+
+    fn on_fault(&self, message: &str) {
+        let fault = self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(fault) = fault {
+            fault.call(message.to_string(), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
 }
 
 impl JsRequestHandler {
     fn release(&self) {
         self.callback.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -79,9 +92,14 @@ pub struct NativeServer {
 
 #[napi]
 impl NativeServer {
-    /// Validates, binds and starts serving; `on_request` receives each session request.
+    /// Validates, binds and starts serving; `on_request` receives each session request and
+    /// `on_fault` the message of each contained internal fault.
     #[napi(constructor, catch_unwind)]
-    pub fn new(options: NativeServerOptions, on_request: RequestCallback) -> napi::Result<Self> {
+    pub fn new(
+        options: NativeServerOptions,
+        on_request: RequestCallback,
+        on_fault: FaultCallback,
+    ) -> napi::Result<Self> {
         let ip: IpAddr = options
             .host
             .trim_start_matches('[')
@@ -122,7 +140,10 @@ impl NativeServer {
         if let Some(name) = options.congestion_control.as_deref() {
             config.congestion_control = name.parse().map_err(to_js)?;
         }
-        let handler = Arc::new(JsRequestHandler { callback: Mutex::new(Some(Arc::new(on_request))) });
+        let handler = Arc::new(JsRequestHandler {
+            callback: Mutex::new(Some(Arc::new(on_request))),
+            fault: Mutex::new(Some(Arc::new(on_fault))),
+        });
         let core_handler: Arc<dyn RequestHandler> = handler.clone();
         let server =
             napi::bindgen_prelude::within_runtime_if_available(|| Server::bind(config, core_handler)).map_err(to_js)?;
@@ -150,6 +171,9 @@ impl NativeServer {
             faults: c.faults as f64,
             tasks: c.tasks as f64,
             stream_halves: c.stream_halves as f64,
+            native_requests: super::live::get(&super::live::REQUESTS),
+            native_sessions: super::live::get(&super::live::SESSIONS),
+            native_streams: super::live::get(&super::live::STREAMS),
         }
     }
 
@@ -173,6 +197,11 @@ pub struct ServerCounters {
     pub tasks: f64,
     /// WebTransport stream halves alive in the process (send and receive sides counted apart).
     pub stream_halves: f64,
+    /// Native objects JS holds, process-wide: requests, sessions, streams (freed by their
+    /// finalizers after GC).
+    pub native_requests: f64,
+    pub native_sessions: f64,
+    pub native_streams: f64,
 }
 
 /// Like Node's `server.address()`.

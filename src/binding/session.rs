@@ -45,6 +45,7 @@ pub struct NativeSession {
 
 impl NativeSession {
     pub(crate) fn new(session: Session) -> Self {
+        super::live::created(&super::live::SESSIONS);
         Self { session }
     }
 }
@@ -160,5 +161,11 @@ impl NativeSession {
             datagrams_received: received as f64,
             datagrams_dropped_incoming: dropped as f64,
         }
+    }
+}
+
+impl Drop for NativeSession {
+    fn drop(&mut self) {
+        super::live::dropped(&super::live::SESSIONS);
     }
 }

@@ -33,6 +33,7 @@ fn local_error(code: ErrorCode, message: &str) -> napi::Error {
 
 impl NativeStream {
     pub(crate) fn new(send: Option<SendStream>, recv: Option<RecvStream>) -> Self {
+        super::live::created(&super::live::STREAMS);
         Self {
             send: Mutex::new(send),
             recv: Mutex::new(recv),
@@ -156,5 +157,11 @@ impl NativeStream {
             }
         }
         self.send_abort.token.cancel();
+    }
+}
+
+impl Drop for NativeStream {
+    fn drop(&mut self) {
+        super::live::dropped(&super::live::STREAMS);
     }
 }

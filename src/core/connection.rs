@@ -26,6 +26,9 @@ use super::varint;
 const MAX_BUFFERED_STREAMS: usize = 64;
 /// Datagrams buffered per connection for sessions that are not (yet) established.
 const MAX_BUFFERED_DATAGRAMS: usize = 64;
+/// How long a local close waits for the client to acknowledge the data of streams the
+/// application already finished, before the close capsule goes out regardless.
+pub(crate) const FINISHED_DATA_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct Pending {
@@ -154,7 +157,7 @@ impl Conn {
         }
     }
 
-    /// Records a client bidirectional stream whose task starts now.
+    /// Records a client bidirectional stream as accepted; its task will `bury` it.
     fn request_started(&self, id: u64) {
         let mut routes = self.routes();
         routes.live_requests.insert(id);
@@ -331,7 +334,16 @@ async fn contained(
         if error.is_panic() {
             server.counters.faults.fetch_add(1, Ordering::Relaxed);
             conn.close(varint_code(code::H3_INTERNAL_ERROR), b"internal error");
-            server.handler.on_fault("a connection task panicked; the connection was closed with H3_INTERNAL_ERROR");
+            let payload = error.into_panic();
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            server.handler.on_fault(&format!(
+                "a connection task panicked ({what}); the connection from {} was closed with H3_INTERNAL_ERROR",
+                conn.remote_address()
+            ));
         }
     }
 }
@@ -375,6 +387,10 @@ async fn drive(conn: quinn::Connection, server: Arc<ServerShared>) {
     let bidi_state = state.clone();
     let bidi_loop = async move {
         while let Ok((send, recv)) = bidi_state.conn.accept_bi().await {
+            // Recorded here, in stream order, not in the stream's task: tasks may start in any
+            // order, and a WebTransport stream whose task ran before its CONNECT's would find the
+            // session id below the highest id seen and not live, and be refused.
+            bidi_state.request_started(u64::from(recv.id()));
             let task = contained(
                 bidi_state.server.clone(),
                 bidi_state.conn.clone(),
@@ -534,7 +550,6 @@ async fn respond_and_end(
 
 async fn handle_bidi(state: Arc<Conn>, send: quinn::SendStream, mut recv: quinn::RecvStream) {
     let id = u64::from(recv.id());
-    state.request_started(id);
     let Ok(Some(first)) = read_varint_exact(&mut recv).await else {
         return state.bury(id);
     };
@@ -727,6 +742,9 @@ async fn drive_session(
                 chunk = recv.read_chunk(16 * 1024, true) => chunk.map(|c| c.map(|c| c.bytes)),
                 request = &mut close_rx => {
                     let (error_code, reason) = request.unwrap_or((0, String::new()));
+                    // The capsule makes the client abandon every stream of the session, so what
+                    // the application wrote and finished before closing must be delivered first.
+                    session.unacknowledged.wait(tokio::time::Instant::now() + FINISHED_DATA_WAIT).await;
                     close_locally(&mut send, &mut recv, error_code, &reason).await;
                     break SessionEnd::Closed { code: error_code, reason };
                 }

@@ -246,8 +246,9 @@ impl Server {
             for session in sessions {
                 (Session { shared: session }).close(code, reason);
             }
-            // Each close waits (bounded) for its capsule to be acknowledged.
-            self.wait_for_sessions(Duration::from_secs(3)).await;
+            // Each close waits (bounded) for finished streams' data to be acknowledged, then for
+            // its capsule to be written and acknowledged (close_locally: 2 s and 1 s).
+            self.wait_for_sessions(connection::FINISHED_DATA_WAIT + Duration::from_secs(3)).await;
             // An acknowledged capsule may still be unread by the client's WebTransport layer;
             // closing the connection under it turns a clean close into "connection lost" there.
             // Clients close their connections once their sessions are gone: wait a little.

@@ -13,7 +13,7 @@ use super::error::{Error, ErrorCode};
 use super::proto::frame;
 use super::proto::stream_type;
 use super::request::RequestInfo;
-use super::stream::{RecvStream, SendStream};
+use super::stream::{RecvStream, SendStream, Unacknowledged};
 use super::varint;
 
 /// How a session ended.
@@ -60,6 +60,8 @@ pub(crate) struct SessionShared {
     pub(crate) counters: DatagramCounters,
     /// The varint prefix (quarter stream id) every outgoing datagram starts with.
     datagram_prefix: Bytes,
+    /// Finished send streams not yet acknowledged; a local close waits for them.
+    pub(crate) unacknowledged: Arc<Unacknowledged>,
 }
 
 impl SessionShared {
@@ -93,6 +95,7 @@ impl SessionShared {
             datagram_queue: datagram_queue.max(1),
             counters: DatagramCounters::default(),
             datagram_prefix: prefix.freeze(),
+            unacknowledged: Arc::default(),
         });
         (shared, close_rx)
     }
@@ -182,7 +185,7 @@ impl Session {
         tokio::select! {
             biased;
             next = rx.recv() => next.map(|(s, r)| {
-                (SendStream::new(s, self.shared.gone.clone()), RecvStream::new(r, self.shared.gone.clone()))
+                (self.send_stream(s), RecvStream::new(r, self.shared.gone.clone()))
             }),
             () = self.shared.gone.cancelled() => None,
         }
@@ -196,7 +199,7 @@ impl Session {
         recv_batch(&mut rx, gone, max)
             .await
             .into_iter()
-            .map(|(s, r)| (SendStream::new(s, gone.clone()), RecvStream::new(r, gone.clone())))
+            .map(|(s, r)| (self.send_stream(s), RecvStream::new(r, gone.clone())))
             .collect()
     }
 
@@ -232,7 +235,7 @@ impl Session {
         };
         let (send, recv) =
             opened.map_err(|e| Error::new(ErrorCode::ConnectionLost, format!("connection lost: {e}")))?;
-        let mut send = SendStream::new(send, self.shared.gone.clone());
+        let mut send = self.send_stream(send);
         send.write(self.stream_header(frame::WEBTRANSPORT_STREAM)).await?;
         Ok((send, RecvStream::new(recv, self.shared.gone.clone())))
     }
@@ -244,9 +247,13 @@ impl Session {
             () = self.shared.gone.cancelled() => return Err(closed_error()),
         };
         let send = opened.map_err(|e| Error::new(ErrorCode::ConnectionLost, format!("connection lost: {e}")))?;
-        let mut send = SendStream::new(send, self.shared.gone.clone());
+        let mut send = self.send_stream(send);
         send.write(self.stream_header(stream_type::WEBTRANSPORT)).await?;
         Ok(send)
+    }
+
+    fn send_stream(&self, send: quinn::SendStream) -> SendStream {
+        SendStream::new(send, self.shared.gone.clone(), self.shared.unacknowledged.clone())
     }
 
     fn stream_header(&self, kind: u64) -> Bytes {

@@ -45,17 +45,67 @@ fn connection_error(e: &quinn::ConnectionError) -> Error {
     Error::new(ErrorCode::ConnectionLost, format!("connection lost: {e}"))
 }
 
+/// A session's finished send streams whose data the peer has not acknowledged in full yet. A
+/// close capsule makes the peer abandon its streams (draft §6; wtransport even closes the
+/// connection), so a local close first waits, bounded, for these: data the application wrote
+/// and finished before closing is delivered, not lost behind the capsule.
+#[derive(Default)]
+pub(crate) struct Unacknowledged {
+    pending: std::sync::Mutex<UnacknowledgedList>,
+}
+
+#[derive(Default)]
+struct UnacknowledgedList {
+    acks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    /// Length at which acknowledged entries are swept out; doubles with the live count, so a
+    /// long session with many streams keeps O(1) amortised work per stream and bounded memory.
+    sweep_at: usize,
+}
+
+impl Unacknowledged {
+    fn push(&self, acked: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut list = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if list.acks.len() >= list.sweep_at {
+            list.acks.retain_mut(|ack| poll_once(ack.as_mut()).is_none());
+            list.sweep_at = (list.acks.len() * 2).max(64);
+        }
+        list.acks.push(Box::pin(acked));
+    }
+
+    /// Waits until every finished stream so far is acknowledged (or stopped, or the connection
+    /// is gone), or until `deadline`.
+    pub(crate) async fn wait(&self, deadline: tokio::time::Instant) {
+        let acks = std::mem::take(&mut self.pending.lock().unwrap_or_else(|p| p.into_inner()).acks);
+        for ack in acks {
+            if tokio::time::timeout_at(deadline, ack).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Unacknowledged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unacknowledged").finish_non_exhaustive()
+    }
+}
+
 /// The sending half of a WebTransport stream.
 #[derive(Debug)]
 pub struct SendStream {
     inner: quinn::SendStream,
     session_gone: CancellationToken,
+    unacknowledged: std::sync::Arc<Unacknowledged>,
     _alive: Alive,
 }
 
 impl SendStream {
-    pub(crate) fn new(inner: quinn::SendStream, session_gone: CancellationToken) -> Self {
-        Self { inner, session_gone, _alive: Alive::new() }
+    pub(crate) fn new(
+        inner: quinn::SendStream,
+        session_gone: CancellationToken,
+        unacknowledged: std::sync::Arc<Unacknowledged>,
+    ) -> Self {
+        Self { inner, session_gone, unacknowledged, _alive: Alive::new() }
     }
 
     /// Writes all of `data`, waiting on QUIC flow control (this is the backpressure).
@@ -88,9 +138,17 @@ impl SendStream {
         Ok(written)
     }
 
-    /// Ends the stream cleanly (FIN) after what was written.
+    /// Ends the stream cleanly (FIN) after what was written. A later close of the session waits
+    /// (bounded) for the peer to acknowledge this stream's data before sending its capsule.
     pub fn finish(&mut self) -> Result<(), Error> {
-        self.inner.finish().map_err(|_| Error::new(ErrorCode::StreamStopped, "the stream is already finished or reset"))
+        self.inner
+            .finish()
+            .map_err(|_| Error::new(ErrorCode::StreamStopped, "the stream is already finished or reset"))?;
+        let acked = self.inner.stopped();
+        self.unacknowledged.push(async move {
+            let _ = acked.await;
+        });
+        Ok(())
     }
 
     /// Abandons the stream with RESET_STREAM carrying the application `code`.

@@ -11,7 +11,10 @@
 //!
 //! Scenarios: bidi-echo [bytes], uni-echo [bytes], server-streams, datagrams [count], bulk [bytes],
 //! client-close <code> <reason...>, server-close <code> <reason...>, expect-refused,
-//! reset-codes <code,code,...> (RESET_STREAM / STOP_SENDING application codes, both directions).
+//! reset-codes <code,code,...> (RESET_STREAM / STOP_SENDING application codes, both directions),
+//! shutdown <downloads> <bytes> <uploads> <bytes> <pace-ms> <code> <reason...> (streams both ways
+//! across a server close), flood <ms> (streams and datagrams pushed at a server that never reads,
+//! then wait for the server to end the session).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -30,7 +33,8 @@ const USAGE: &str = "usage: wt-client --url https://HOST:PORT/PATH --cert-hash <
 [--timeout-ms N] [--origin VALUE] [--header NAME=VALUE]... <scenario> [args]\n\
 scenarios: bidi-echo [bytes] | uni-echo [bytes] | server-streams | datagrams [count] | bulk [bytes] | \
 client-close <code> <reason> | server-close <code> <reason> | expect-refused | reset-codes <code,...> | \
-soak <sessions> <concurrency>";
+soak <sessions> <concurrency> | \
+shutdown <downloads> <bytes> <uploads> <bytes> <pace-ms> <code> <reason> | flood <ms>";
 
 /// HTTP/3 H3_NO_ERROR, used to tear the connection down after a scenario.
 const H3_NO_ERROR: u32 = 0x100;
@@ -649,6 +653,232 @@ async fn server_close(conn: &Connection, code: u32, reason: &str) -> Result<Repo
 }
 
 // ---------------------------------------------------------------------------------------------
+// Streams across a server shutdown.
+//
+// Every stream (both ways) starts with its index as a 4-byte big-endian number, then `bytes` bytes
+// of `shutdown_pattern(index, offset)`, so a stream's content cannot pass for another's. The
+// same formula is in __test__/shutdown.test.mjs.
+
+fn shutdown_pattern(stream: u32, i: u64) -> u8 {
+    ((i * 7 + u64::from(stream) * 13 + (i >> 10)) % 251) as u8
+}
+
+/// How one server-to-client stream ended, as the client saw it.
+struct Download {
+    index: Option<u32>,
+    received: u64,
+    first_mismatch: Option<u64>,
+    /// `None` for a clean FIN, else the read error (a reset, the session or connection gone).
+    error: Option<String>,
+}
+
+async fn read_download(mut recv: RecvStream, bytes: u64) -> Download {
+    let mut head = [0u8; 4];
+    if let Err(e) = recv.read_exact(&mut head).await {
+        return Download { index: None, received: 0, first_mismatch: None, error: Some(format!("header: {e}")) };
+    }
+    let index = u32::from_be_bytes(head);
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut received, mut first_mismatch) = (0u64, None);
+    loop {
+        match recv.read(&mut buf).await {
+            Ok(Some(n)) => {
+                if first_mismatch.is_none() {
+                    if let Some(j) = (0..n).find(|&j| buf[j] != shutdown_pattern(index, received + j as u64)) {
+                        first_mismatch = Some(received + j as u64);
+                    }
+                }
+                received += n as u64;
+                if received > bytes && first_mismatch.is_none() {
+                    first_mismatch = Some(bytes);
+                }
+            }
+            Ok(None) => return Download { index: Some(index), received, first_mismatch, error: None },
+            Err(e) => return Download { index: Some(index), received, first_mismatch, error: Some(e.to_string()) },
+        }
+    }
+}
+
+/// Writes one paced upload (index header, then the pattern in 16 KiB chunks with `pace` between
+/// them) and finishes it.
+async fn write_upload(conn: Connection, index: u32, bytes: u64, pace: Duration) -> Result<(), String> {
+    let mut send =
+        conn.open_uni().await.map_err(|e| format!("open_uni: {e}"))?.await.map_err(|e| format!("open_uni: {e}"))?;
+    send.write_all(&index.to_be_bytes()).await.map_err(|e| format!("upload {index} header: {e}"))?;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut sent = 0u64;
+    while sent < bytes {
+        let n = ((bytes - sent) as usize).min(buf.len());
+        for (j, b) in buf[..n].iter_mut().enumerate() {
+            *b = shutdown_pattern(index, sent + j as u64);
+        }
+        send.write_all(&buf[..n]).await.map_err(|e| format!("upload {index} at {sent}: {e}"))?;
+        sent += n as u64;
+        if !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
+    }
+    send.finish().await.map_err(|e| format!("upload {index} finish after {sent} bytes: {e}"))
+}
+
+/// What `shutdown` does: `downloads` server-opened uni streams of `download_bytes` each are
+/// expected, and `uploads` streams of `upload_bytes` are sent, paced.
+struct ShutdownPlan {
+    downloads: u32,
+    download_bytes: u64,
+    uploads: u32,
+    upload_bytes: u64,
+    pace: Duration,
+    code: u32,
+    reason: String,
+}
+
+/// The server sends while this client uploads, and the server shuts down meanwhile: every byte
+/// must arrive both ways with a clean end, and the session must then close with the server's
+/// code and reason.
+async fn shutdown_streams(conn: &Connection, plan: ShutdownPlan) -> Result<Report, String> {
+    let ShutdownPlan { downloads: streams, download_bytes: bytes, code, ref reason, .. } = plan;
+    let uploads: Vec<_> =
+        (0..plan.uploads).map(|i| tokio::spawn(write_upload(conn.clone(), i, plan.upload_bytes, plan.pace))).collect();
+    let mut downloads = Vec::new();
+    let session_end = loop {
+        match conn.accept_uni().await {
+            Ok(recv) => downloads.push(tokio::spawn(read_download(recv, bytes))),
+            Err(e) => break e,
+        }
+    };
+    let mut results = Vec::new();
+    for task in downloads {
+        results.push(task.await.map_err(|e| format!("download task: {e}"))?);
+    }
+    let mut upload_errors = Vec::new();
+    for task in uploads {
+        if let Err(e) = task.await.map_err(|e| format!("upload task: {e}"))? {
+            upload_errors.push(e);
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut wrong = Vec::new();
+    let mut total = 0u64;
+    for d in &results {
+        total += d.received;
+        let label = d.index.map_or("?".to_string(), |i| i.to_string());
+        if let Some(i) = d.index {
+            if i >= streams || !seen.insert(i) {
+                wrong.push(format!("stream index {i} unexpected or repeated"));
+            }
+        }
+        if let Some(e) = &d.error {
+            wrong.push(format!("download {label} ended without FIN after {} bytes: {e}", d.received));
+        } else if d.received != bytes || d.first_mismatch.is_some() {
+            wrong.push(format!(
+                "download {label}: {} of {bytes} bytes, first mismatch {:?}",
+                d.received, d.first_mismatch
+            ));
+        }
+    }
+    if results.len() != streams as usize {
+        wrong.push(format!("{} download streams arrived, expected {streams}", results.len()));
+    }
+    wrong.extend(upload_errors.iter().cloned());
+    let (got_code, got_reason) = match &session_end {
+        ConnectionError::ApplicationClosed(close) => {
+            (Some(u64::from(close.code())), Some(String::from_utf8_lossy(close.reason()).into_owned()))
+        }
+        _ => (None, None),
+    };
+    if got_code != Some(u64::from(code)) || got_reason.as_deref() != Some(reason.as_str()) {
+        wrong.push(format!("session ended with {session_end}, expected close {code} {reason:?}"));
+    }
+    let complete = results.iter().filter(|d| d.error.is_none() && d.received == bytes && d.first_mismatch.is_none());
+    Ok(Report::ok()
+        .with("downloads", results.len())
+        .with("downloadsComplete", complete.count())
+        .with("downloadBytes", total)
+        .with("uploadsComplete", plan.uploads as usize - upload_errors.len())
+        .with("sessionEnd", conn_error_kind(&session_end))
+        .with("code", got_code)
+        .with("reason", got_reason)
+        .with("problems", J::Arr(wrong.iter().take(10).map(|w| J::from(w.as_str())).collect()))
+        .require(wrong.is_empty(), || wrong.join("; ")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A client pushing at a server that never reads.
+
+/// For `push_for`: opens every stream the server allows (both kinds), writes into each until
+/// flow control stops it, and sends datagrams back to back; then waits, without closing, until
+/// the server ends the session.
+async fn flood(conn: &Connection, push_for: Duration) -> Result<Report, String> {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let deadline = tokio::time::Instant::now() + push_for;
+    let written = Arc::new(AtomicU64::new(0));
+    let writer = |mut send: SendStream, written: Arc<AtomicU64>| async move {
+        let chunk = vec![0x5au8; 64 * 1024];
+        while send.write_all(&chunk).await.is_ok() {
+            written.fetch_add(chunk.len() as u64, Relaxed);
+        }
+    };
+    let (opened_bidi, opened_uni) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let bidi = {
+        let (conn, opened, written) = (conn.clone(), opened_bidi.clone(), written.clone());
+        tokio::spawn(async move {
+            while let Ok(Some((send, _recv))) = tokio::time::timeout_at(deadline, open_bi_stream(&conn)).await {
+                opened.fetch_add(1, Relaxed);
+                tokio::spawn(writer(send, written.clone()));
+            }
+        })
+    };
+    let uni = {
+        let (conn, opened, written) = (conn.clone(), opened_uni.clone(), written.clone());
+        tokio::spawn(async move {
+            while let Ok(Some(send)) = tokio::time::timeout_at(deadline, open_uni_stream(&conn)).await {
+                opened.fetch_add(1, Relaxed);
+                tokio::spawn(writer(send, written.clone()));
+            }
+        })
+    };
+    let mut datagrams = 0u64;
+    let payload = vec![0xa5u8; 1000.min(conn.max_datagram_size().unwrap_or(0))];
+    while tokio::time::Instant::now() < deadline && !payload.is_empty() {
+        if conn.send_datagram(&payload).is_ok() {
+            datagrams += 1;
+        }
+        if datagrams.is_multiple_of(32) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let _ = bidi.await;
+    let _ = uni.await;
+    let pushed = Report::ok()
+        .with("openedBidi", opened_bidi.load(Relaxed))
+        .with("openedUni", opened_uni.load(Relaxed))
+        .with("bytesWritten", written.load(Relaxed))
+        .with("datagramsSent", datagrams);
+    println!("{}", pushed.to_json());
+    let session_end = loop {
+        if let Err(e) = conn.accept_bi().await {
+            break e;
+        }
+    };
+    let report = pushed.with("sessionEnd", conn_error_kind(&session_end));
+    Ok(match &session_end {
+        ConnectionError::ApplicationClosed(close) => report
+            .with("code", u64::from(close.code()))
+            .with("reason", String::from_utf8_lossy(close.reason()).into_owned()),
+        other => report.with("text", other.to_string()),
+    })
+}
+
+async fn open_bi_stream(conn: &Connection) -> Option<(SendStream, RecvStream)> {
+    conn.open_bi().await.ok()?.await.ok()
+}
+
+async fn open_uni_stream(conn: &Connection) -> Option<SendStream> {
+    conn.open_uni().await.ok()?.await.ok()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Stream error codes.
 //
 // wtransport 0.7 does NOT map WebTransport application codes: `SendStream::reset(VarInt)` and
@@ -915,6 +1145,8 @@ async fn run(args: Args) -> Report {
         ServerClose(u32, String),
         ResetCodes(Vec<u32>),
         Soak(u64, u64),
+        Shutdown(ShutdownPlan),
+        Flood(u64),
     }
     let plan = match args.scenario.as_str() {
         "bidi-echo" => num_arg(&args.rest, 0, 1000, "byte count").map(Plan::Bidi),
@@ -929,6 +1161,22 @@ async fn run(args: Args) -> Report {
         "reset-codes" => code_list(&args.rest).map(Plan::ResetCodes),
         "soak" => num_arg(&args.rest, 0, 1000, "session count")
             .and_then(|n| num_arg(&args.rest, 1, 8, "concurrency").map(|c| Plan::Soak(n, c.max(1)))),
+        "shutdown" => (|| {
+            let count = |i, what| {
+                num_arg(&args.rest, i, 32, what).and_then(|n| u32::try_from(n).map_err(|_| format!("too many {what}")))
+            };
+            let (code, reason) = close_args(args.rest.get(5..).unwrap_or_default())?;
+            Ok(Plan::Shutdown(ShutdownPlan {
+                downloads: count(0, "downloads")?,
+                download_bytes: num_arg(&args.rest, 1, 256 * 1024, "byte count")?,
+                uploads: count(2, "uploads")?,
+                upload_bytes: num_arg(&args.rest, 3, 256 * 1024, "byte count")?,
+                pace: Duration::from_millis(num_arg(&args.rest, 4, 0, "pace in ms")?),
+                code,
+                reason,
+            }))
+        })(),
+        "flood" => num_arg(&args.rest, 0, 2000, "milliseconds").map(Plan::Flood),
         other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
     };
     let plan = match plan {
@@ -956,6 +1204,8 @@ async fn run(args: Args) -> Report {
         Plan::ClientClose(code, reason) => Ok(client_close(&endpoint, &conn, code, &reason).await),
         Plan::ServerClose(code, reason) => server_close(&conn, code, &reason).await,
         Plan::ResetCodes(codes) => reset_codes(&conn, &codes).await,
+        Plan::Shutdown(plan) => shutdown_streams(&conn, plan).await,
+        Plan::Flood(ms) => flood(&conn, Duration::from_millis(ms)).await,
         Plan::Soak(..) => Err("soak runs without a shared connection".into()),
     };
     let report = match result {
