@@ -6,12 +6,55 @@ const { readableFrom, writableFrom, bidirectionalFrom } = require('./streams')
 
 const DATAGRAM_BATCH = 256
 const STREAM_BATCH = 64
+const OUTGOING_BATCH = 256
 const MAX_REASON_BYTES = 1024
 
 /** A handled promise: awaiting it still sees the rejection, but nobody is forced to. */
 function quiet(promise) {
   promise.catch(() => {})
   return promise
+}
+
+/**
+ * Outgoing datagrams, sent in batches: writes made in one turn of the microtask queue go to QUIC
+ * in one native call at its end (or as soon as OUTGOING_BATCH are pending), so a burst costs one
+ * wake of the connection's thread instead of one per datagram. A write resolves once queued, as
+ * datagrams are unreliable anyway; one that cannot fit (too large, or the peer takes none) still
+ * rejects at once, and a failure of the session errors the stream.
+ */
+function outgoingDatagrams(native) {
+  let pending = []
+  let streamController
+  function flush() {
+    if (pending.length === 0) return
+    const batch = pending
+    pending = []
+    try {
+      native.sendDatagrams(batch)
+    } catch (error) {
+      streamController.error(fromNative(error))
+    }
+  }
+  return new WritableStream({
+    start(controller) {
+      streamController = controller
+    },
+    write(chunk) {
+      if (!(chunk instanceof Uint8Array)) throw invalidOption('datagrams must be Uint8Array or Buffer')
+      if (chunk.byteLength > native.maxDatagramSize()) {
+        // Let the native side say why (too large, or the peer takes no datagrams).
+        try {
+          native.sendDatagram(chunk)
+        } catch (error) {
+          throw fromNative(error)
+        }
+        return
+      }
+      if (pending.push(chunk) === 1) process.nextTick(flush)
+      else if (pending.length >= OUTGOING_BATCH) flush()
+    },
+    close: flush,
+  })
 }
 
 /** The server's side of a WebTransport session, in the W3C WebTransport shape. */
@@ -70,16 +113,7 @@ class WebTransportSession {
         },
         { highWaterMark: 0 },
       ),
-      writable: new WritableStream({
-        write(chunk) {
-          if (!(chunk instanceof Uint8Array)) throw invalidOption('datagrams must be Uint8Array or Buffer')
-          try {
-            native.sendDatagram(chunk)
-          } catch (error) {
-            throw fromNative(error)
-          }
-        },
-      }),
+      writable: outgoingDatagrams(native),
     }
     Object.defineProperty(this.#datagrams, 'maxDatagramSize', { get: () => native.maxDatagramSize(), enumerable: true })
   }
