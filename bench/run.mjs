@@ -308,6 +308,8 @@ async function runOnce(def, modeName, rep) {
   }
   try {
     await sleep(300)
+    // Idle RSS is a fresh server's, before any client (the warm-up included).
+    result.fresh = sample(server.pid, server.port)
     if (warmup && WARMUP[modeName]) {
       const warm = await runLoad(server.port, { args: WARMUP[modeName], timeoutMs: 30_000 })
       if (!warm.ok) return { ...record, ok: false, error: `warm-up failed: ${warm.error}` }
@@ -479,7 +481,7 @@ for (const def of servers) {
     s[key] = median(mine.filter((r) => r.mode === mode && r.ok).map(pick))
   }
   // Idle: a freshly started server, before any client (every run starts one).
-  s.idleRssMb = median(mine.map((r) => r.before?.rssKb / 1024))
+  s.idleRssMb = median(mine.map((r) => (r.fresh ?? r.before)?.rssKb / 1024))
   s.failedRuns = mine.filter((r) => !r.ok).length
   summary[def.name] = s
 }

@@ -68,11 +68,11 @@ pub struct ServerConfig {
     /// Honour SSLKEYLOGFILE (TLS secrets for packet captures). Off by default: key material is
     /// never written anywhere unless the application opts in.
     pub key_log: bool,
-    /// Requested UDP receive buffer of the server socket, in bytes (the kernel caps it at
-    /// net.core.rmem_max). The 208 KiB default drops a burst of 200 handshakes' Initial packets,
-    /// each costing its client a 1 s probe timeout. Measured on loopback: 1 MiB keeps 200
-    /// handshakes drop-free, while 4 MiB cost 10-20 % of bulk echo throughput (packets queue
-    /// longer before quinn sees them) and a 4 MiB send buffer cost 40 %.
+    /// Requested UDP receive buffer of the server socket, in bytes (Linux doubles it for its
+    /// bookkeeping and caps it at net.core.rmem_max); 0 keeps the system default. The 208 KiB
+    /// default drops a burst of 200 handshakes' Initial packets, each costing its client a 1 s
+    /// probe timeout; 512 KiB keeps them. Larger is not better: on loopback 4 MiB cost 10-20 %
+    /// of bulk echo throughput (packets wait longer in the socket before quinn sees them).
     pub socket_buffer: usize,
 }
 
@@ -96,7 +96,7 @@ impl ServerConfig {
             congestion_control: CongestionControl::Cubic,
             max_header_bytes: 16 * 1024,
             key_log: false,
-            socket_buffer: 1 << 20,
+            socket_buffer: 512 << 10,
         }
     }
 

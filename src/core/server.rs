@@ -165,7 +165,9 @@ impl Server {
         })?;
         // Best effort: a kernel that refuses or caps the size still gives a working socket.
         let sock = socket2::SockRef::from(&socket);
-        let _ = sock.set_recv_buffer_size(config.socket_buffer);
+        if config.socket_buffer > 0 {
+            let _ = sock.set_recv_buffer_size(config.socket_buffer);
+        }
         let runtime = quinn::default_runtime()
             .ok_or_else(|| Error::new(ErrorCode::Bind, "no async runtime to run the endpoint on"))?;
         let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(quinn_config), socket, runtime)

@@ -5,7 +5,7 @@
 //! unidirectional streams are answered on a new unidirectional stream, and datagrams are sent
 //! back in the batches they are read in.
 //!
-//! Usage: core-echo [--cert cert.pem --key key.pem] [--port N]
+//! Usage: core-echo [--cert cert.pem --key key.pem] [--port N] [--socket-buffer BYTES]
 //!
 //! Listens on 127.0.0.1 only, with the core's default `ServerConfig`. Without `--cert`/`--key`
 //! it generates a certificate with `core::cert`. Prints one JSON line when listening:
@@ -34,10 +34,12 @@ struct Args {
     cert: Option<String>,
     key: Option<String>,
     port: u16,
+    /// Overrides the socket receive buffer request (diagnosis: its effect on bulk throughput).
+    socket_buffer: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { cert: None, key: None, port: 0 };
+    let mut args = Args { cert: None, key: None, port: 0, socket_buffer: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -45,6 +47,10 @@ fn parse_args() -> Result<Args, String> {
             "--cert" => args.cert = Some(value("--cert")?),
             "--key" => args.key = Some(value("--key")?),
             "--port" => args.port = value("--port")?.parse().map_err(|_| "bad --port".to_string())?,
+            "--socket-buffer" => {
+                args.socket_buffer =
+                    Some(value("--socket-buffer")?.parse().map_err(|_| "bad --socket-buffer".to_string())?)
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -76,7 +82,10 @@ async fn main() {
     let leaf = tls::parse_cert_chain(&cert_pem).map_err(|e| e.to_string()).unwrap_or_else(|e| fail(e));
     let hash = leaf.first().map(|der| ring::digest::digest(&ring::digest::SHA256, der.as_ref()));
     let hash: String = hash.map(|h| h.as_ref().iter().map(|b| format!("{b:02x}")).collect()).unwrap_or_default();
-    let config = ServerConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)), cert_pem, key_pem);
+    let mut config = ServerConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)), cert_pem, key_pem);
+    if let Some(bytes) = args.socket_buffer {
+        config.socket_buffer = bytes;
+    }
     let server = Server::bind(config, Arc::new(Echo)).unwrap_or_else(|e| fail(e.to_string()));
     let port = server.local_addr().port();
     println!("{{\"ready\":true,\"port\":{port},\"pid\":{},\"certHash\":\"{hash}\"}}", std::process::id());
