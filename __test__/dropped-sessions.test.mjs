@@ -4,7 +4,7 @@
 // have ended and JS has let go of them, GC frees every native object handed to JS.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { runNodeScript } from './support/node-child.mjs'
 import path from 'node:path'
 import v8 from 'node:v8'
 import vm from 'node:vm'
@@ -46,12 +46,7 @@ console.log(JSON.stringify({ pushed: lines[0], client: lines.at(-1), exitCode, s
 
 test('a session nobody reads, flooded with streams and datagrams, stays bounded; close() ends it and the process exits', { timeout: 90_000 }, async () => {
   assertClientBuilt()
-  const child = spawn(process.execPath, ['--input-type=module', '-e', unreadScript], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  const killer = setTimeout(() => child.kill('SIGKILL'), 45_000)
-  const [code, signal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])))
-  clearTimeout(killer)
+  const { code, signal, out } = await runNodeScript(unreadScript, { module: true, killAfterMs: 45_000 })
   assert.equal(signal, null, `the process had to be killed: something kept it alive after close(); output: ${out}`)
   assert.equal(code, 0, out)
   const report = JSON.parse(out.trim().split('\n').at(-1))

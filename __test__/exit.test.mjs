@@ -2,7 +2,7 @@
 // native handle, threadsafe function or pending native call may keep Node's event loop alive.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { runNodeScript } from './support/node-child.mjs'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 
@@ -27,12 +27,7 @@ console.log('closed')
 `
 
 test('the process exits by itself after close(), with sessions having existed', { timeout: 60_000 }, async () => {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-  const [code, signal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])))
-  clearTimeout(killer)
+  const { code, signal, out } = await runNodeScript(script, { module: true })
   assert.equal(signal, null, 'the process had to be killed: something kept it alive after close()')
   assert.equal(code, 0)
   assert.match(out, /closed/)

@@ -7,7 +7,7 @@
 // here through a copy of the package's JS next to it, so the JS under test is the real one.
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { runNodeScript } from './support/node-child.mjs'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -43,6 +43,17 @@ async function startFaultServer() {
 
 const PANIC = '/.fault-injection/panic'
 
+/**
+ * The client got no session because the server closed the connection. wtransport 0.7 reports
+ * that close as `LocallyClosed` when its driver sees the connection end before quinn has
+ * recorded the peer's reason (a race its own source names, in `ConnectingError::
+ * with_no_connection`; about 1 run in 10 here), so that counts too; any other failure does not.
+ */
+function assertClosedWithoutSession(result) {
+  if (result.json?.connectionError === 'LocallyClosed' && result.json.refused === false) return
+  assertClientOk(result)
+}
+
 test("a panic in a connection's task is reported on 'fault', and the server keeps serving", { timeout: 60_000 }, async () => {
   assertClientBuilt()
   const handle = await startFaultServer()
@@ -58,7 +69,7 @@ test("a panic in a connection's task is reported on 'fault', and the server keep
       })
     })
     // The panic closes the client's connection (H3_INTERNAL_ERROR) before any response.
-    assertClientOk(await runWtClient(handle, ['expect-refused'], { path: PANIC }))
+    assertClosedWithoutSession(await runWtClient(handle, ['expect-refused'], { path: PANIC }))
     const error = await fault
     assert.ok(error instanceof Error)
     assert.equal(error.code, 'WT_ERR_INTERNAL')
@@ -80,7 +91,7 @@ test("without a 'fault' listener a contained fault becomes a process warning", {
   const onWarning = (warning) => warnings.push(warning)
   process.on('warning', onWarning)
   try {
-    assertClientOk(await runWtClient(handle, ['expect-refused'], { path: PANIC }))
+    assertClosedWithoutSession(await runWtClient(handle, ['expect-refused'], { path: PANIC }))
     const deadline = Date.now() + 5_000
     while (warnings.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
     assert.equal(warnings.length, 1, `warnings: ${warnings.map((w) => w.message)}`)
@@ -112,12 +123,7 @@ test('after a fault, the process still exits by itself after close()', { timeout
         ['--url', url, '--cert-hash', hash, 'expect-refused'], () => {})
     })
   `
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-  const [code, signal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])))
-  clearTimeout(killer)
+  const { code, signal, out } = await runNodeScript(script)
   assert.equal(signal, null, 'the process had to be killed: something kept it alive after close()')
   assert.equal(code, 0)
   assert.match(out, /closed after WT_ERR_INTERNAL/)

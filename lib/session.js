@@ -16,6 +16,23 @@ function quiet(promise) {
 }
 
 /**
+ * A stream of the peer's new streams: each pull takes every stream that has arrived (up to
+ * STREAM_BATCH) in one crossing; an empty batch means the session ended.
+ */
+function incoming(accept, wrap) {
+  return new ReadableStream(
+    {
+      async pull(controller) {
+        const batch = await accept(STREAM_BATCH)
+        if (batch.length === 0) controller.close()
+        for (const stream of batch) controller.enqueue(wrap(stream))
+      },
+    },
+    { highWaterMark: 0 },
+  )
+}
+
+/**
  * Outgoing datagrams, sent in batches: writes made in one turn of the microtask queue go to QUIC
  * in one native call at its end (or as soon as OUTGOING_BATCH are pending), so a burst costs one
  * wake of the connection's thread instead of one per datagram. A write resolves once queued, as
@@ -76,26 +93,8 @@ class WebTransportSession {
       }),
     )
     this.draining = quiet(native.draining())
-    this.incomingBidirectionalStreams = new ReadableStream(
-      {
-        async pull(controller) {
-          const batch = await native.acceptBidi(STREAM_BATCH)
-          if (batch.length === 0) controller.close()
-          for (const stream of batch) controller.enqueue(bidirectionalFrom(stream))
-        },
-      },
-      { highWaterMark: 0 },
-    )
-    this.incomingUnidirectionalStreams = new ReadableStream(
-      {
-        async pull(controller) {
-          const batch = await native.acceptUni(STREAM_BATCH)
-          if (batch.length === 0) controller.close()
-          for (const stream of batch) controller.enqueue(readableFrom(stream))
-        },
-      },
-      { highWaterMark: 0 },
-    )
+    this.incomingBidirectionalStreams = incoming((max) => native.acceptBidi(max), bidirectionalFrom)
+    this.incomingUnidirectionalStreams = incoming((max) => native.acceptUni(max), readableFrom)
     this.#datagrams = {
       readable: new ReadableStream(
         {

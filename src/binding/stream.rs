@@ -31,6 +31,16 @@ fn local_error(code: ErrorCode, message: &str) -> napi::Error {
     to_js(Error::new(code, message))
 }
 
+/// A unidirectional stream's missing half, or a half already cancelled with `stop`.
+fn no_readable_side() -> napi::Error {
+    local_error(ErrorCode::StreamReset, "the stream has no readable side or was cancelled")
+}
+
+/// A unidirectional stream's missing half, or a half already aborted with `reset`.
+fn no_writable_side() -> napi::Error {
+    local_error(ErrorCode::StreamStopped, "the stream has no writable side or was aborted")
+}
+
 impl NativeStream {
     pub(crate) fn new(send: Option<SendStream>, recv: Option<RecvStream>) -> Self {
         super::live::created(&super::live::STREAMS);
@@ -50,7 +60,7 @@ impl NativeStream {
     pub async fn read(&self, max: u32) -> napi::Result<Option<Buffer>> {
         let mut guard = self.recv.lock().await;
         let Some(recv) = guard.as_mut() else {
-            return Err(local_error(ErrorCode::StreamReset, "the stream has no readable side or was cancelled"));
+            return Err(no_readable_side());
         };
         tokio::select! {
             biased;
@@ -74,7 +84,7 @@ impl NativeStream {
     pub fn read_now(&self, max: u32) -> napi::Result<Either3<Buffer, Null, ()>> {
         let Ok(mut guard) = self.recv.try_lock() else { return Ok(Either3::C(())) };
         let Some(recv) = guard.as_mut() else {
-            return Err(local_error(ErrorCode::StreamReset, "the stream has no readable side or was cancelled"));
+            return Err(no_readable_side());
         };
         match recv.read_now(max.max(1) as usize) {
             None => Ok(Either3::C(())),
@@ -102,7 +112,7 @@ impl NativeStream {
     pub fn write_now(&self, chunk: Uint8Array) -> napi::Result<u32> {
         let Ok(mut guard) = self.send.try_lock() else { return Ok(0) };
         let Some(send) = guard.as_mut() else {
-            return Err(local_error(ErrorCode::StreamStopped, "the stream has no writable side or was aborted"));
+            return Err(no_writable_side());
         };
         send.write_now(&chunk).map(|n| n as u32).map_err(to_js)
     }
@@ -114,7 +124,7 @@ impl NativeStream {
         let Ok(mut guard) = self.send.try_lock() else { return Ok(false) };
         match guard.as_mut() {
             Some(send) => send.finish().map(|()| true).map_err(to_js),
-            None => Err(local_error(ErrorCode::StreamStopped, "the stream has no writable side or was aborted")),
+            None => Err(no_writable_side()),
         }
     }
 
@@ -124,7 +134,7 @@ impl NativeStream {
         let data = Bytes::copy_from_slice(&chunk);
         let mut guard = self.send.lock().await;
         let Some(send) = guard.as_mut() else {
-            return Err(local_error(ErrorCode::StreamStopped, "the stream has no writable side or was aborted"));
+            return Err(no_writable_side());
         };
         tokio::select! {
             biased;
@@ -143,7 +153,7 @@ impl NativeStream {
         let mut guard = self.send.lock().await;
         match guard.as_mut() {
             Some(send) => send.finish().map_err(to_js),
-            None => Err(local_error(ErrorCode::StreamStopped, "the stream has no writable side or was aborted")),
+            None => Err(no_writable_side()),
         }
     }
 

@@ -325,27 +325,48 @@ macro_rules! or_return {
 /// Runs `task` as its own tokio task so that a panic in it (a bug, never expected) is contained:
 /// the one connection is closed with H3_INTERNAL_ERROR, the fault is counted and reported, and
 /// the server goes on. Node's process never sees the panic.
+///
+/// The panic is caught at the poll, and the connection is closed before the task's state is
+/// dropped: dropping it first would finish the streams it held (quinn sends FIN on drop), and a
+/// client could see a request stream end without an answer before the close arrives.
 async fn contained(
     server: Arc<ServerShared>,
     conn: quinn::Connection,
     task: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(error) = tokio::spawn(task).await {
-        if error.is_panic() {
-            server.counters.faults.fetch_add(1, Ordering::Relaxed);
-            conn.close(varint_code(code::H3_INTERNAL_ERROR), b"internal error");
-            let payload = error.into_panic();
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".into());
-            server.handler.on_fault(&format!(
-                "a connection task panicked ({what}); the connection from {} was closed with H3_INTERNAL_ERROR",
-                conn.remote_address()
-            ));
+    let closing = conn.clone();
+    let guarded = async move {
+        let mut task = std::pin::pin!(task);
+        let outcome = std::future::poll_fn(|cx| {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.as_mut().poll(cx))) {
+                Ok(poll) => poll.map(Ok),
+                Err(payload) => std::task::Poll::Ready(Err(payload)),
+            }
+        })
+        .await;
+        if outcome.is_err() {
+            closing.close(varint_code(code::H3_INTERNAL_ERROR), b"internal error");
         }
-    }
+        outcome
+    };
+    let payload = match tokio::spawn(guarded).await {
+        Ok(Ok(())) => return,
+        Ok(Err(payload)) => payload,
+        // A panic while the task's state was being dropped.
+        Err(error) if error.is_panic() => error.into_panic(),
+        Err(_) => return,
+    };
+    server.counters.faults.fetch_add(1, Ordering::Relaxed);
+    conn.close(varint_code(code::H3_INTERNAL_ERROR), b"internal error");
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    server.handler.on_fault(&format!(
+        "a connection task panicked ({what}); the connection from {} was closed with H3_INTERNAL_ERROR",
+        conn.remote_address()
+    ));
 }
 
 /// Runs a connection from handshake to close.
