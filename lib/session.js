@@ -78,6 +78,7 @@ function outgoingDatagrams(native) {
 class WebTransportSession {
   #native
   #datagrams
+  #draining
 
   constructor(native, request) {
     this.#native = native
@@ -92,7 +93,6 @@ class WebTransportSession {
         return { closeCode: end.closeCode, reason: end.reason }
       }),
     )
-    this.draining = quiet(native.draining())
     this.incomingBidirectionalStreams = incoming((max) => native.acceptBidi(max), bidirectionalFrom)
     this.incomingUnidirectionalStreams = incoming((max) => native.acceptUni(max), readableFrom)
     this.#datagrams = {
@@ -115,6 +115,12 @@ class WebTransportSession {
       writable: outgoingDatagrams(native),
     }
     Object.defineProperty(this.#datagrams, 'maxDatagramSize', { get: () => native.maxDatagramSize(), enumerable: true })
+  }
+
+  /** Resolves when the session starts draining (the client sent DRAIN_WEBTRANSPORT_SESSION or the server is closing). */
+  get draining() {
+    this.#draining ??= quiet(this.#native.draining())
+    return this.#draining
   }
 
   /** `{ readable, writable, maxDatagramSize }`: unreliable datagrams both ways. */
