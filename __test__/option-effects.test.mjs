@@ -390,6 +390,45 @@ for (const { closeGrace, check } of [
 
 // QUIC holds at most outgoingHighWaterMark datagrams for sending and drops the oldest beyond it:
 // a burst far larger than the mark mostly vanishes, while a large mark delivers it all.
+// Datagram writes resolve once queued and go to QUIC in a batch later; each must have been
+// copied at write time, or a sender that refills one buffer sends the last content many times.
+test('datagrams.writable copies each datagram: a refilled buffer still sends every content', { timeout: 60_000 }, async () => {
+  const echo = await startEchoServer()
+  try {
+    const { count, distinct } = await env.run(
+      'same',
+      async ({ url, hashHex }) => {
+        const wt = T.connect(url, hashHex)
+        await T.timeout(wt.ready, 10_000, 'wt.ready')
+        const seen = new Set()
+        let count = 0
+        const reader = wt.datagrams.readable.getReader()
+        void (async () => {
+          for (;;) {
+            const { done, value } = await reader.read()
+            if (done) return
+            count++
+            seen.add(new DataView(value.buffer, value.byteOffset).getUint32(0))
+          }
+        })().catch(() => {})
+        const stream = await wt.createBidirectionalStream()
+        const writer = stream.writable.getWriter()
+        await writer.write(T.enc('burst-reuse 200 100\n'))
+        await writer.close()
+        await T.timeout(T.readAll(stream.readable), 10_000, 'burst done')
+        await T.sleep(1_000)
+        wt.close()
+        return { count, distinct: seen.size }
+      },
+      { url: echo.url('/burst'), hashHex: echo.hashHex },
+    )
+    assert.ok(count >= 190, `the burst arrives (received ${count} of 200)`)
+    assert.equal(distinct, count, 'every datagram carried its own sequence number')
+  } finally {
+    await echo.close()
+  }
+})
+
 test('datagrams.outgoingHighWaterMark bounds what a send burst can queue', { timeout: 60_000 }, async () => {
   const received = {}
   for (const mark of [1, 4000]) {

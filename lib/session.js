@@ -67,7 +67,9 @@ function outgoingDatagrams(native) {
         }
         return
       }
-      if (pending.push(chunk) === 1) process.nextTick(flush)
+      // A copy, as the W3C algorithm takes: the write resolves before the flush, and a caller
+      // may refill the same buffer for its next datagram.
+      if (pending.push(new Uint8Array(chunk)) === 1) process.nextTick(flush)
       else if (pending.length >= OUTGOING_BATCH) flush()
     },
     close: flush,

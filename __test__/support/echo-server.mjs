@@ -9,6 +9,7 @@
 //   "reset <code>\n"                  the server aborts its side of this stream (RESET_STREAM, code)
 //   "stop <code>\n"                   the server cancels reading this stream (STOP_SENDING, code)
 //   "burst <count> <size>\n"          the server sends `count` datagrams of `size` bytes back to back
+//   "burst-reuse <count> <size>\n"    the same, refilling one buffer between awaited writes
 //                                     (the first 4 bytes number them), then answers 'sent'
 // Stream errors the server sees (a peer's RESET_STREAM on read, STOP_SENDING on write) are recorded
 // in `streamErrors` as { kind: 'read' | 'write', streamErrorCode, source, code }.
@@ -122,11 +123,12 @@ async function handleBidi(session, stream, streamErrors) {
     session.close({ closeCode: Number(close[1]), reason: close[2] })
     return
   }
-  const burst = /^burst (\d+) (\d+)\n/.exec(head)
+  const burst = /^burst(-reuse)? (\d+) (\d+)\n/.exec(head)
   if (burst) {
     const dw = datagramWriters.get(session)
-    for (let i = 0; i < Number(burst[1]); i++) {
-      const datagram = new Uint8Array(Number(burst[2]))
+    const shared = new Uint8Array(Number(burst[3]))
+    for (let i = 0; i < Number(burst[2]); i++) {
+      const datagram = burst[1] ? shared : new Uint8Array(Number(burst[3]))
       new DataView(datagram.buffer).setUint32(0, i)
       await dw.write(datagram)
     }
