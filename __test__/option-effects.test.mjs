@@ -390,38 +390,46 @@ for (const { closeGrace, check } of [
 
 // QUIC holds at most outgoingHighWaterMark datagrams for sending and drops the oldest beyond it:
 // a burst far larger than the mark mostly vanishes, while a large mark delivers it all.
+/**
+ * Page side of the burst tests: asks the echo server for a datagram burst with `command`, counts
+ * what arrives within `settleMs` after the server says it sent everything, and how many distinct
+ * sequence numbers (the first 4 bytes) were among them.
+ */
+async function receiveBurst({ url, hashHex, command, settleMs }) {
+  const wt = T.connect(url, hashHex)
+  await T.timeout(wt.ready, 10_000, 'wt.ready')
+  const seen = new Set()
+  let count = 0
+  const reader = wt.datagrams.readable.getReader()
+  void (async () => {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return
+      count++
+      seen.add(new DataView(value.buffer, value.byteOffset).getUint32(0))
+    }
+  })().catch(() => {})
+  const stream = await wt.createBidirectionalStream()
+  const writer = stream.writable.getWriter()
+  await writer.write(T.enc(command))
+  await writer.close()
+  await T.timeout(T.readAll(stream.readable), 10_000, 'burst done')
+  await T.sleep(settleMs)
+  wt.close()
+  return { count, distinct: seen.size }
+}
+
 // Datagram writes resolve once queued and go to QUIC in a batch later; each must have been
 // copied at write time, or a sender that refills one buffer sends the last content many times.
 test('datagrams.writable copies each datagram: a refilled buffer still sends every content', { timeout: 60_000 }, async () => {
   const echo = await startEchoServer()
   try {
-    const { count, distinct } = await env.run(
-      'same',
-      async ({ url, hashHex }) => {
-        const wt = T.connect(url, hashHex)
-        await T.timeout(wt.ready, 10_000, 'wt.ready')
-        const seen = new Set()
-        let count = 0
-        const reader = wt.datagrams.readable.getReader()
-        void (async () => {
-          for (;;) {
-            const { done, value } = await reader.read()
-            if (done) return
-            count++
-            seen.add(new DataView(value.buffer, value.byteOffset).getUint32(0))
-          }
-        })().catch(() => {})
-        const stream = await wt.createBidirectionalStream()
-        const writer = stream.writable.getWriter()
-        await writer.write(T.enc('burst-reuse 200 100\n'))
-        await writer.close()
-        await T.timeout(T.readAll(stream.readable), 10_000, 'burst done')
-        await T.sleep(1_000)
-        wt.close()
-        return { count, distinct: seen.size }
-      },
-      { url: echo.url('/burst'), hashHex: echo.hashHex },
-    )
+    const { count, distinct } = await env.run('same', receiveBurst, {
+      url: echo.url('/burst'),
+      hashHex: echo.hashHex,
+      command: 'burst-reuse 200 100\n',
+      settleMs: 1_000,
+    })
     assert.ok(count >= 190, `the burst arrives (received ${count} of 200)`)
     assert.equal(distinct, count, 'every datagram carried its own sequence number')
   } finally {
@@ -434,31 +442,13 @@ test('datagrams.outgoingHighWaterMark bounds what a send burst can queue', { tim
   for (const mark of [1, 4000]) {
     const echo = await startEchoServer({ datagrams: { outgoingHighWaterMark: mark } })
     try {
-      received[mark] = await env.run(
-        'same',
-        async ({ url, hashHex }) => {
-          const wt = T.connect(url, hashHex)
-          await T.timeout(wt.ready, 10_000, 'wt.ready')
-          let count = 0
-          const reader = wt.datagrams.readable.getReader()
-          void (async () => {
-            for (;;) {
-              const { done } = await reader.read()
-              if (done) return
-              count++
-            }
-          })().catch(() => {})
-          const stream = await wt.createBidirectionalStream()
-          const writer = stream.writable.getWriter()
-          await writer.write(T.enc('burst 1000 1000\n'))
-          await writer.close()
-          await T.timeout(T.readAll(stream.readable), 10_000, 'burst done')
-          await T.sleep(1_500)
-          wt.close()
-          return count
-        },
-        { url: echo.url('/burst'), hashHex: echo.hashHex },
-      )
+      const burst = await env.run('same', receiveBurst, {
+        url: echo.url('/burst'),
+        hashHex: echo.hashHex,
+        command: 'burst 1000 1000\n',
+        settleMs: 1_500,
+      })
+      received[mark] = burst.count
       const stats = await echo.sessions[0].getStats()
       assert.equal(stats.datagrams.sent, 1000, 'the application handed all 1000 to QUIC')
     } finally {
