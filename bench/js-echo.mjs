@@ -1,7 +1,8 @@
 // bench/js-echo.mjs: the echo of bench/ written in JavaScript on webtransport-napi's public API,
 // the way a user would write it with WHATWG streams: `readable.pipeTo(writable)` for every
 // bidirectional stream, a read/write loop for datagrams, and unidirectional streams answered on
-// a new unidirectional stream. This is server (a) of the benchmark.
+// a new unidirectional stream (examples/echo.mjs, the same code the demo runs). This is server
+// (a) of the benchmark.
 //
 // Usage: node bench/js-echo.mjs [--cert cert.pem --key key.pem] [--port N] [--stats]
 //
@@ -12,6 +13,7 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { X509Certificate, createHash } from 'node:crypto'
+import { echoSession } from '../examples/echo.mjs'
 
 const require = createRequire(import.meta.url)
 const { Server, generateCertificate } = require('..')
@@ -39,15 +41,7 @@ const stats = process.argv.includes('--stats')
 
 server.on('session', async (session) => {
   if (stats) printStats(session)
-  echoDatagrams(session).catch(() => {})
-  echoUni(session).catch(() => {})
-  try {
-    for await (const { readable, writable } of session.incomingBidirectionalStreams) {
-      readable.pipeTo(writable).catch(() => {})
-    }
-  } catch {
-    // the session ended
-  }
+  await echoSession(session)
 })
 
 function printStats(session) {
@@ -59,20 +53,6 @@ function printStats(session) {
   session.closed.catch(() => {}).finally(() => clearInterval(timer))
 }
 
-async function echoDatagrams(session) {
-  const writer = session.datagrams.writable.getWriter()
-  for await (const datagram of session.datagrams.readable) await writer.write(datagram)
-}
-
-async function echoUni(session) {
-  for await (const readable of session.incomingUnidirectionalStreams) {
-    const chunks = []
-    for await (const chunk of readable) chunks.push(chunk)
-    const writer = (await session.createUnidirectionalStream()).getWriter()
-    for (const chunk of chunks) await writer.write(chunk)
-    await writer.close()
-  }
-}
 
 server.on('error', (error) => {
   console.error(`js-echo: ${error.message}`)

@@ -6,6 +6,7 @@
 // bind address, default '::'), HTTP_HOST (page server's, default 'localhost').
 import http from 'node:http'
 import { Server, generateCertificate } from '../index.mjs'
+import { echoSession } from './echo.mjs'
 
 const wtPort = Number(process.env.WT_PORT ?? 4433)
 const httpPort = Number(process.env.HTTP_PORT ?? 8080)
@@ -17,29 +18,10 @@ const server = new Server({ port: wtPort, host, cert: certificate.cert, key: cer
 
 server.on('session', async (session) => {
   console.log(`session from ${session.request.remoteAddress}:${session.request.remotePort} ${session.request.path}`)
-  echoDatagrams(session).catch(() => {})
-  echoUni(session).catch(() => {})
-  for await (const stream of session.incomingBidirectionalStreams) {
-    stream.readable.pipeTo(stream.writable).catch(() => {})
-  }
+  await echoSession(session)
   const { closeCode, reason } = await session.closed.catch(() => ({ closeCode: -1, reason: 'lost' }))
   console.log(`session closed: ${closeCode} ${reason}`)
 })
-
-async function echoDatagrams(session) {
-  const writer = session.datagrams.writable.getWriter()
-  for await (const datagram of session.datagrams.readable) await writer.write(datagram)
-}
-
-async function echoUni(session) {
-  for await (const readable of session.incomingUnidirectionalStreams) {
-    const chunks = []
-    for await (const chunk of readable) chunks.push(chunk)
-    const writer = (await session.createUnidirectionalStream()).getWriter()
-    for (const chunk of chunks) await writer.write(chunk)
-    await writer.close()
-  }
-}
 
 server.on('error', (error) => {
   console.error(`cannot start: ${error.message}`)
