@@ -29,4 +29,4 @@ pub use error::{Error, ErrorCode};
 pub use request::RequestInfo;
 pub use server::{Decision, IncomingRequest, RequestHandler, Server};
 pub use session::{Session, SessionEnd};
-pub use stream::{RecvStream, SendStream};
+pub use stream::{pipe, PipeEnd, RecvStream, SendStream};

@@ -322,6 +322,23 @@ impl Session {
         }
     }
 
+    /// Resolves once a received datagram is queued or the session has ended; takes nothing, so
+    /// that a binding can wait here and then take them with [`Self::take_datagrams`].
+    pub async fn datagrams_ready(&self) {
+        loop {
+            let notified = self.shared.datagram_ready.notified();
+            if !self.shared.datagrams.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+                || self.shared.gone.is_cancelled()
+            {
+                return;
+            }
+            tokio::select! {
+                () = notified => {}
+                () = self.shared.gone.cancelled() => {}
+            }
+        }
+    }
+
     /// Closes the session: sends CLOSE_WEBTRANSPORT_SESSION with `code` and `reason` (cut to 1024
     /// bytes) and ends its streams. Does nothing if the session already ended or is closing.
     pub fn close(&self, code: u32, reason: &str) {
