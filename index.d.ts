@@ -149,9 +149,25 @@ export interface SessionCloseInfo {
   reason: string
 }
 
+/**
+ * W3C WebTransportReceiveStream: the bytes the client sends on a stream. A ReadableStream; it
+ * reads nothing ahead (high-water mark 0). `pipeTo` into a {@link WebTransportSendStream} with
+ * default options runs natively, without JS per chunk, with `pipeTo`'s results: the destination
+ * finished; or, on a failure, the other side reset or stopped with the failure's code and the
+ * promise rejected with it. With any option set, or into another stream, it is Node's `pipeTo`.
+ */
+export class WebTransportReceiveStream extends ReadableStream<Uint8Array> {
+  private constructor()
+}
+
+/** W3C WebTransportSendStream: the bytes the server sends on a stream. A WritableStream. */
+export class WebTransportSendStream extends WritableStream<Uint8Array> {
+  private constructor()
+}
+
 export interface BidirectionalStream {
-  readonly readable: ReadableStream<Uint8Array>
-  readonly writable: WritableStream<Uint8Array>
+  readonly readable: WebTransportReceiveStream
+  readonly writable: WebTransportSendStream
 }
 
 export interface DatagramDuplexStream {
@@ -188,10 +204,10 @@ export class WebTransportSession {
   /** Resolves when the session starts draining. */
   readonly draining: Promise<void>
   readonly incomingBidirectionalStreams: ReadableStream<BidirectionalStream>
-  readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>
+  readonly incomingUnidirectionalStreams: ReadableStream<WebTransportReceiveStream>
   readonly datagrams: DatagramDuplexStream
   createBidirectionalStream(): Promise<BidirectionalStream>
-  createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>
+  createUnidirectionalStream(): Promise<WebTransportSendStream>
   /** Sends CLOSE_WEBTRANSPORT_SESSION and ends the session's streams. */
   close(closeInfo?: CloseInfo): void
   getStats(): Promise<SessionStats>

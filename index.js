@@ -3,5 +3,13 @@
 const { Server, generateCertificate } = require('./lib/server')
 const { WebTransportSession } = require('./lib/session')
 const { WebTransportError } = require('./lib/errors')
+const { WebTransportReceiveStream, WebTransportSendStream } = require('./lib/streams')
 
-module.exports = { Server, WebTransportSession, WebTransportError, generateCertificate }
+module.exports = {
+  Server,
+  WebTransportSession,
+  WebTransportError,
+  WebTransportReceiveStream,
+  WebTransportSendStream,
+  generateCertificate,
+}

@@ -1,4 +1,11 @@
 import cjs from './index.js'
 
-export const { Server, WebTransportSession, WebTransportError, generateCertificate } = cjs
+export const {
+  Server,
+  WebTransportSession,
+  WebTransportError,
+  WebTransportReceiveStream,
+  WebTransportSendStream,
+  generateCertificate,
+} = cjs
 export default cjs

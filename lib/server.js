@@ -5,6 +5,7 @@ const { isIP } = require('node:net')
 const native = require('./native')
 const { fromNative, invalidOption, callbackError, internalError } = require('./errors')
 const { WebTransportSession } = require('./session')
+const { ReadyHub } = require('./hub')
 
 const DEFAULT_CALLBACK_TIMEOUT = 10_000
 const DEFAULT_CLOSE_GRACE = 2_000
@@ -170,6 +171,7 @@ class Server extends EventEmitter {
   #closeGrace
   #closing = null
   #sessions = new Set()
+  #hub = new ReadyHub()
 
   constructor(options) {
     super()
@@ -207,11 +209,13 @@ class Server extends EventEmitter {
       keyLog: booleanOption(options, 'keyLog'),
     }
     let bindError = null
+    const hub = this.#hub
     try {
       this.#native = new native.NativeServer(
         nativeOptions,
         (request) => this.#onRequest(request),
         (message) => this.#onFault(message),
+        (events) => hub.deliver(events),
       )
     } catch (error) {
       const converted = fromNative(error)
@@ -308,7 +312,7 @@ class Server extends EventEmitter {
       return
     }
     if (!nativeSession) return
-    const session = new WebTransportSession(nativeSession, request)
+    const session = new WebTransportSession(nativeSession, request, this.#hub)
     this.#sessions.add(session)
     session.closed.finally(() => this.#sessions.delete(session)).catch(() => {})
     this.#emitSafely('session', session)

@@ -16,16 +16,17 @@ function quiet(promise) {
 }
 
 /**
- * A stream of the peer's new streams: each pull takes every stream that has arrived (up to
- * STREAM_BATCH) in one crossing; an empty batch means the session ended.
+ * A stream of the peer's new streams: each pull waits for streams to arrive, then takes every one
+ * waiting (up to STREAM_BATCH) in one crossing; an empty batch means the session ended.
  */
-function incoming(accept, wrap) {
+function incoming(hub, begin, take, wrap) {
   return new ReadableStream(
     {
       async pull(controller) {
-        const batch = await accept(STREAM_BATCH)
+        await hub.wait(begin)
+        const batch = take()
         if (batch.length === 0) controller.close()
-        for (const stream of batch) controller.enqueue(wrap(stream))
+        for (const stream of batch) controller.enqueue(wrap(stream, hub))
       },
     },
     { highWaterMark: 0 },
@@ -79,37 +80,51 @@ function outgoingDatagrams(native) {
 /** The server's side of a WebTransport session, in the W3C WebTransport shape. */
 class WebTransportSession {
   #native
+  #hub
   #datagrams
   #draining
 
-  constructor(native, request) {
+  constructor(native, request, hub) {
     this.#native = native
+    this.#hub = hub
     /** The request that opened the session. */
     this.request = request
     /** The negotiated subprotocol, or '' when none. */
     this.protocol = native.protocol()
     this.ready = Promise.resolve()
     this.closed = quiet(
-      native.closed().then((end) => {
+      hub.wait((id) => native.waitClosed(id)).then(() => {
+        const end = native.end() ?? { aborted: 'the session ended', abortedCode: 'WT_ERR_SESSION_CLOSED' }
         if (end.aborted) throw new WebTransportError(end.aborted, { source: 'session', code: end.abortedCode })
         return { closeCode: end.closeCode, reason: end.reason }
       }),
     )
-    this.incomingBidirectionalStreams = incoming((max) => native.acceptBidi(max), bidirectionalFrom)
-    this.incomingUnidirectionalStreams = incoming((max) => native.acceptUni(max), readableFrom)
+    this.incomingBidirectionalStreams = incoming(
+      hub,
+      (id) => native.waitBidi(id, STREAM_BATCH),
+      () => native.takeBidi(),
+      bidirectionalFrom,
+    )
+    this.incomingUnidirectionalStreams = incoming(
+      hub,
+      (id) => native.waitUni(id, STREAM_BATCH),
+      () => native.takeUni(),
+      readableFrom,
+    )
+    const waitDatagrams = (id) => native.waitDatagrams(id)
     this.#datagrams = {
       readable: new ReadableStream(
         {
-          pull(controller) {
-            const queued = native.takeDatagrams(DATAGRAM_BATCH)
-            if (queued.length > 0) {
-              for (const datagram of queued) controller.enqueue(datagram)
-              return
+          async pull(controller) {
+            for (;;) {
+              const queued = native.takeDatagrams(DATAGRAM_BATCH)
+              if (queued.length > 0) {
+                for (const datagram of queued) controller.enqueue(datagram)
+                return
+              }
+              if (native.end() !== null) return controller.close()
+              await hub.wait(waitDatagrams)
             }
-            return native.readDatagrams(DATAGRAM_BATCH).then((batch) => {
-              if (batch === null) return controller.close()
-              for (const datagram of batch) controller.enqueue(datagram)
-            })
           },
         },
         { highWaterMark: 0 },
@@ -133,7 +148,7 @@ class WebTransportSession {
   /** Opens a bidirectional stream to the client. */
   async createBidirectionalStream() {
     try {
-      return bidirectionalFrom(await this.#native.openBidi())
+      return bidirectionalFrom(await this.#native.openBidi(), this.#hub)
     } catch (error) {
       throw fromNative(error)
     }
@@ -142,7 +157,7 @@ class WebTransportSession {
   /** Opens a unidirectional stream to the client; resolves with its WritableStream. */
   async createUnidirectionalStream() {
     try {
-      return writableFrom(await this.#native.openUni())
+      return writableFrom(await this.#native.openUni(), this.#hub)
     } catch (error) {
       throw fromNative(error)
     }

@@ -1,15 +1,21 @@
 'use strict'
 
-// WHATWG streams over native stream handles. Bytes cross the boundary in chunks of up to
-// READ_CHUNK bytes per call, and QUIC flow control is the backpressure: `write` resolves only
-// when the native side has taken the chunk. Each operation first tries the synchronous native
-// call (about 0.1 us) and only falls back to the awaited one (5-10 us) when it would have to
-// wait: data usually has arrived already, and writes usually fit the flow-control window.
+// WHATWG streams over native stream handles, as the W3C API's WebTransportReceiveStream and
+// WebTransportSendStream (subclasses of ReadableStream and WritableStream). Bytes cross the
+// boundary in chunks of up to READ_CHUNK bytes per call, and QUIC flow control is the
+// backpressure: `write` resolves only when the native side has taken the chunk. Each operation
+// first tries the synchronous native call (about 0.1 us) and only falls back to the awaited one
+// (5-10 us) when it would have to wait: data usually has arrived already, and writes usually fit
+// the flow-control window.
+//
+// `receive.pipeTo(send)` between two of our streams, with default options, runs natively: the
+// bytes never cross into JS, and the whole stream costs one crossing instead of several per chunk.
 
 const { ReadableStream, WritableStream } = require('node:stream/web')
 const { fromNative } = require('./errors')
 
 const READ_CHUNK = 256 * 1024
+const WRITE_HIGH_WATER_MARK = 4
 
 /** The application error code carried by a cancel/abort reason (W3C: streamErrorCode), else 0. */
 function streamErrorCodeOf(reason) {
@@ -17,73 +23,231 @@ function streamErrorCodeOf(reason) {
   return Number.isInteger(code) && code >= 0 && code <= 0xffffffff ? code : 0
 }
 
-function readableFrom(native) {
-  return new ReadableStream(
-    {
-      pull(controller) {
-        let now
-        try {
-          now = native.readNow(READ_CHUNK)
-        } catch (error) {
-          controller.error(fromNative(error))
-          return
-        }
-        if (now === null) return controller.close()
-        if (now !== undefined) return controller.enqueue(now)
-        return native.read(READ_CHUNK).then(
-          (chunk) => (chunk === null ? controller.close() : controller.enqueue(chunk)),
-          (error) => controller.error(fromNative(error)),
-        )
+/**
+ * The underlying source of a receive stream. The high-water mark is 0, so nothing is read ahead
+ * into the JS queue: what has not been read is still native, where a pipe can take it.
+ */
+class ReceiveSource {
+  constructor(native, hub) {
+    this.native = native
+    this.hub = hub
+    this.controller = undefined
+    this.reading = false
+    /** Closed, errored, cancelled or handed to a native pipe: JS reads nothing more. */
+    this.done = false
+  }
+
+  start(controller) {
+    this.controller = controller
+  }
+
+  pull(controller) {
+    let now
+    try {
+      now = this.native.readNow(READ_CHUNK)
+    } catch (error) {
+      this.done = true
+      controller.error(fromNative(error))
+      return
+    }
+    if (now === null) {
+      this.done = true
+      return controller.close()
+    }
+    if (now !== undefined) return controller.enqueue(now)
+    this.reading = true
+    return this.native.read(READ_CHUNK).then(
+      (chunk) => {
+        this.reading = false
+        if (chunk !== null) return controller.enqueue(chunk)
+        this.done = true
+        controller.close()
       },
-      cancel(reason) {
-        native.stop(streamErrorCodeOf(reason))
+      (error) => {
+        this.reading = false
+        this.done = true
+        controller.error(fromNative(error))
       },
-    },
-    { highWaterMark: 1 },
-  )
+    )
+  }
+
+  cancel(reason) {
+    if (this.done) return
+    this.done = true
+    this.native.stop(streamErrorCodeOf(reason))
+  }
+}
+
+/** The underlying sink of a send stream. */
+class SendSink {
+  constructor(native) {
+    this.native = native
+    this.controller = undefined
+    /** Finished, reset or handed to a native pipe that ended it: nothing more goes native. */
+    this.done = false
+  }
+
+  start(controller) {
+    this.controller = controller
+  }
+
+  write(chunk) {
+    if (chunk instanceof ArrayBuffer) chunk = new Uint8Array(chunk)
+    if (!(chunk instanceof Uint8Array)) {
+      const error = new TypeError('stream chunks must be Uint8Array, Buffer or ArrayBuffer')
+      error.code = 'WT_ERR_INVALID_OPTION'
+      throw error
+    }
+    const native = this.native
+    let taken
+    try {
+      taken = native.writeNow(chunk)
+    } catch (error) {
+      throw fromNative(error)
+    }
+    if (taken === chunk.byteLength) return
+    return native.write(chunk.subarray(taken)).catch((error) => {
+      throw fromNative(error)
+    })
+  }
+
+  close() {
+    if (this.done) return
+    this.done = true
+    const native = this.native
+    try {
+      if (native.finishNow()) return
+    } catch (error) {
+      throw fromNative(error)
+    }
+    return native.finish().catch((error) => {
+      throw fromNative(error)
+    })
+  }
+
+  abort(reason) {
+    if (this.done) return
+    this.done = true
+    this.native.reset(streamErrorCodeOf(reason))
+  }
+}
+
+let sinkOf
+
+/** The W3C WebTransportSendStream: a WritableStream of bytes to the peer. */
+class WebTransportSendStream extends WritableStream {
+  #sink
+
+  constructor(native) {
+    const sink = new SendSink(native)
+    super(sink, { highWaterMark: WRITE_HIGH_WATER_MARK })
+    this.#sink = sink
+  }
+
+  static {
+    sinkOf = (stream) => (stream instanceof WebTransportSendStream ? stream.#sink : undefined)
+  }
+}
+
+/** Options that the native pipe honours exactly: the defaults. Anything else takes Node's pipe. */
+function defaultPipeOptions(options) {
+  if (options === undefined) return true
+  if (options === null || typeof options !== 'object') return false
+  return !options.preventClose && !options.preventAbort && !options.preventCancel && options.signal === undefined
+}
+
+/** The W3C WebTransportReceiveStream: a ReadableStream of the bytes the peer sent. */
+class WebTransportReceiveStream extends ReadableStream {
+  #source
+
+  constructor(native, hub) {
+    const source = new ReceiveSource(native, hub)
+    super(source, { highWaterMark: 0 })
+    this.#source = source
+  }
+
+  /**
+   * WHATWG `pipeTo`. Into another WebTransportSendStream with default options it runs natively
+   * (same results: the destination finished, or aborted or cancelling with the failure's code);
+   * otherwise it is ReadableStream's own.
+   */
+  pipeTo(destination, options) {
+    const source = this.#source
+    const sink = sinkOf(destination)
+    if (
+      sink === undefined ||
+      !defaultPipeOptions(options) ||
+      this.locked ||
+      destination.locked ||
+      source.done ||
+      source.reading ||
+      sink.done
+    ) {
+      return super.pipeTo(destination, options)
+    }
+    const reader = this.getReader()
+    const writer = destination.getWriter()
+    // Chunks still queued in JS on either side (an earlier reader's read that was released, or
+    // writes in flight) must keep their order, which only Node's pipe sees.
+    if (source.controller.desiredSize !== 0 || writer.desiredSize !== WRITE_HIGH_WATER_MARK) {
+      reader.releaseLock()
+      writer.releaseLock()
+      return super.pipeTo(destination, options)
+    }
+    source.done = true
+    sink.done = true
+    const piped = source.hub.wait((id) => source.native.pipeTo(sink.native, id))
+    return piped.then(
+      (event) => finishPipe(reader, writer, source, sink, event.side ? { side: event.side, error: fromNative({ message: event.message }) } : null),
+      (error) => {
+        // Nothing reached the native side: let the abort and cancel below reach it.
+        source.done = false
+        sink.done = false
+        return finishPipe(reader, writer, source, sink, { side: 'source', error })
+      },
+    )
+  }
+}
+
+/**
+ * Brings the JS streams to where the native pipe left the native ones, as Node's pipe would
+ * have: both closed; or the failed side errored and the other aborted or cancelled with the same
+ * error (natively that already happened, so the sink and source do nothing more). Then releases
+ * both locks and settles like `pipeTo`.
+ */
+async function finishPipe(reader, writer, source, sink, failure) {
+  if (failure === null) {
+    source.controller.close()
+    await writer.close()
+  } else if (failure.side === 'source') {
+    source.controller.error(failure.error)
+    await writer.abort(failure.error)
+  } else {
+    sink.controller.error(failure.error)
+    await reader.cancel(failure.error)
+  }
+  reader.releaseLock()
+  writer.releaseLock()
+  if (failure !== null) throw failure.error
+}
+
+function readableFrom(native, hub) {
+  return new WebTransportReceiveStream(native, hub)
 }
 
 function writableFrom(native) {
-  return new WritableStream(
-    {
-      write(chunk) {
-        if (chunk instanceof ArrayBuffer) chunk = new Uint8Array(chunk)
-        if (!(chunk instanceof Uint8Array)) {
-          const error = new TypeError('stream chunks must be Uint8Array, Buffer or ArrayBuffer')
-          error.code = 'WT_ERR_INVALID_OPTION'
-          throw error
-        }
-        let taken
-        try {
-          taken = native.writeNow(chunk)
-        } catch (error) {
-          throw fromNative(error)
-        }
-        if (taken === chunk.byteLength) return
-        return native.write(chunk.subarray(taken)).catch((error) => {
-          throw fromNative(error)
-        })
-      },
-      close() {
-        try {
-          if (native.finishNow()) return
-        } catch (error) {
-          throw fromNative(error)
-        }
-        return native.finish().catch((error) => {
-          throw fromNative(error)
-        })
-      },
-      abort(reason) {
-        native.reset(streamErrorCodeOf(reason))
-      },
-    },
-    { highWaterMark: 4 },
-  )
+  return new WebTransportSendStream(native)
 }
 
-function bidirectionalFrom(native) {
-  return { readable: readableFrom(native), writable: writableFrom(native) }
+function bidirectionalFrom(native, hub) {
+  return { readable: new WebTransportReceiveStream(native, hub), writable: new WebTransportSendStream(native) }
 }
 
-module.exports = { readableFrom, writableFrom, bidirectionalFrom, streamErrorCodeOf }
+module.exports = {
+  readableFrom,
+  writableFrom,
+  bidirectionalFrom,
+  streamErrorCodeOf,
+  WebTransportReceiveStream,
+  WebTransportSendStream,
+}

@@ -1,5 +1,5 @@
 // Type-checked by `npm test` (tsc --noEmit): the README's usage must compile, and wrong use must not.
-import { Server, generateCertificate, WebTransportError } from 'webtransport-napi'
+import { Server, generateCertificate, WebTransportError, WebTransportReceiveStream, WebTransportSendStream } from 'webtransport-napi'
 import type { WebTransportSession, WebTransportRequest, SessionCloseInfo } from 'webtransport-napi'
 
 const { cert, key, hash } = generateCertificate({ hostnames: ['localhost'], days: 10 })
@@ -30,6 +30,15 @@ server.on('session', async (session: WebTransportSession) => {
   const protocol: string = session.protocol
   for await (const { readable, writable } of session.incomingBidirectionalStreams) {
     await readable.pipeTo(writable)
+    const receive: WebTransportReceiveStream = readable
+    const send: WebTransportSendStream = writable
+    // Still plain WHATWG streams, usable wherever those are.
+    const plain: ReadableStream<Uint8Array> = receive
+    void [plain, send, readable instanceof WebTransportReceiveStream]
+  }
+  for await (const readable of session.incomingUnidirectionalStreams) {
+    const text = readable.pipeThrough(new TextDecoderStream())
+    void text
   }
   const writer = (await session.createUnidirectionalStream()).getWriter()
   await writer.write(new Uint8Array([1, 2, 3]))
@@ -85,5 +94,7 @@ new Server({ cert, key, keyLog: 'yes' })
 server.on('connection', () => {})
 // @ts-expect-error closeCode is a number
 server.close({ closeCode: 'x' })
+// @ts-expect-error the stream classes are made by the library, not by users
+new WebTransportSendStream()
 // @ts-expect-error days is a number
 generateCertificate({ days: '10' })

@@ -1,7 +1,8 @@
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use napi_derive::napi;
 
+use super::hub::Hub;
 use super::session::NativeSession;
 use crate::core::{IncomingRequest, RequestInfo};
 
@@ -48,12 +49,13 @@ fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
 #[napi]
 pub struct NativeRequest {
     pending: Mutex<Option<IncomingRequest>>,
+    hub: Arc<Hub>,
 }
 
 impl NativeRequest {
-    pub(crate) fn new(request: IncomingRequest) -> Self {
+    pub(crate) fn new(request: IncomingRequest, hub: Arc<Hub>) -> Self {
         super::live::created(&super::live::REQUESTS);
-        Self { pending: Mutex::new(Some(request)) }
+        Self { pending: Mutex::new(Some(request)), hub }
     }
 
     fn take(&self) -> Option<IncomingRequest> {
@@ -74,7 +76,8 @@ impl NativeRequest {
     #[napi]
     pub async fn accept(&self, headers: Vec<String>, protocol: String) -> Option<NativeSession> {
         let request = self.take()?;
-        request.accept(pairs(headers), protocol).await.map(NativeSession::new)
+        let hub = self.hub.clone();
+        request.accept(pairs(headers), protocol).await.map(|session| NativeSession::new(session, hub))
     }
 
     /// Refuses with a non-2xx status and headers.

@@ -8,6 +8,7 @@ use napi::Status;
 use napi_derive::napi;
 
 use super::error::{invalid_option, to_js};
+use super::hub::{Hub, ReadyCallback};
 use super::request::NativeRequest;
 use crate::core::{IncomingRequest, OriginPolicy, RequestHandler, Server, ServerConfig};
 
@@ -48,6 +49,7 @@ type FaultCallback = ThreadsafeFunction<String, (), String, Status, false, true>
 /// after close.
 struct JsRequestHandler {
     callback: Mutex<Option<Arc<RequestCallback>>>,
+    hub: Arc<Hub>,
     fault: Mutex<Option<Arc<FaultCallback>>>,
 }
 
@@ -56,7 +58,7 @@ impl RequestHandler for JsRequestHandler {
         let callback = self.callback.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(callback) = callback {
             // On failure (queue closing) the request is dropped, which refuses it with 500.
-            callback.call(NativeRequest::new(request), ThreadsafeFunctionCallMode::NonBlocking);
+            callback.call(NativeRequest::new(request, self.hub.clone()), ThreadsafeFunctionCallMode::NonBlocking);
         }
     }
 
@@ -93,12 +95,14 @@ pub struct NativeServer {
 #[napi]
 impl NativeServer {
     /// Validates, binds and starts serving; `on_request` receives each session request and
-    /// `on_fault` the message of each contained internal fault.
+    /// `on_fault` the message of each contained internal fault, and `on_ready` every batch of
+    /// finished waits of the server's sessions and streams (see `hub.rs`).
     #[napi(constructor, catch_unwind)]
     pub fn new(
         options: NativeServerOptions,
         on_request: RequestCallback,
         on_fault: FaultCallback,
+        on_ready: ReadyCallback,
     ) -> napi::Result<Self> {
         let ip: IpAddr = options
             .host
@@ -143,6 +147,7 @@ impl NativeServer {
         let handler = Arc::new(JsRequestHandler {
             callback: Mutex::new(Some(Arc::new(on_request))),
             fault: Mutex::new(Some(Arc::new(on_fault))),
+            hub: Hub::new(on_ready),
         });
         let core_handler: Arc<dyn RequestHandler> = handler.clone();
         let server =

@@ -1,10 +1,14 @@
+use std::sync::{Arc, Mutex};
+
 use napi::bindgen_prelude::{Buffer, Uint8Array};
+use napi::Env;
 use napi_derive::napi;
 
 use super::error::to_js;
+use super::hub::{ready, Hub};
 use super::request::{request_fields, RequestFields};
 use super::stream::NativeStream;
-use crate::core::{ErrorCode, Session, SessionEnd};
+use crate::core::{ErrorCode, RecvStream, SendStream, Session, SessionEnd};
 
 /// How a session ended, for JS.
 #[napi(object)]
@@ -38,15 +42,41 @@ pub struct NativeStats {
 }
 
 /// The native side of a session; `lib/session.js` gives it the W3C shape.
+///
+/// What JS waits for (the end, the next streams, datagrams) is a `wait*` call that settles
+/// through the server's hub, then a synchronous call that takes the result.
 #[napi]
 pub struct NativeSession {
     session: Session,
+    hub: Arc<Hub>,
+    accepted_bidi: Arc<Mutex<Vec<(SendStream, RecvStream)>>>,
+    accepted_uni: Arc<Mutex<Vec<RecvStream>>>,
 }
 
 impl NativeSession {
-    pub(crate) fn new(session: Session) -> Self {
+    pub(crate) fn new(session: Session, hub: Arc<Hub>) -> Self {
         super::live::created(&super::live::SESSIONS);
-        Self { session }
+        Self { session, hub, accepted_bidi: Arc::default(), accepted_uni: Arc::default() }
+    }
+
+    fn stream(&self, send: Option<SendStream>, recv: Option<RecvStream>) -> NativeStream {
+        NativeStream::new(send, recv, self.hub.clone())
+    }
+}
+
+fn end_info(end: SessionEnd) -> SessionEndInfo {
+    match end {
+        SessionEnd::Closed { code, reason } => {
+            SessionEndInfo { close_code: code, reason, aborted: None, aborted_code: None }
+        }
+        SessionEnd::Aborted { message, connection_lost } => SessionEndInfo {
+            close_code: 0,
+            reason: String::new(),
+            aborted: Some(message),
+            aborted_code: Some(
+                if connection_lost { ErrorCode::ConnectionLost } else { ErrorCode::SessionClosed }.as_str().to_string(),
+            ),
+        },
     }
 }
 
@@ -62,20 +92,68 @@ impl NativeSession {
         self.session.protocol().to_string()
     }
 
-    /// The client-opened bidirectional streams waiting (at least one; waits for it), up to
-    /// `max`, in one crossing; empty once the session ended.
-    #[napi]
-    pub async fn accept_bidi(&self, max: u32) -> Vec<NativeStream> {
-        let batch = self.session.accept_bi_batch(max as usize).await;
-        batch.into_iter().map(|(send, recv)| NativeStream::new(Some(send), Some(recv))).collect()
+    /// Settles `id` once client-opened bidirectional streams are waiting (up to `max`, taken
+    /// with `takeBidi`), or the session ended (then `takeBidi` is empty).
+    #[napi(catch_unwind)]
+    pub fn wait_bidi(&self, env: &Env, id: u32, max: u32) -> napi::Result<()> {
+        let (session, slot) = (self.session.clone(), self.accepted_bidi.clone());
+        self.hub.begin(env, id, async move {
+            let batch = session.accept_bi_batch(max as usize).await;
+            slot.lock().unwrap_or_else(|p| p.into_inner()).extend(batch);
+            ready(id)
+        })
     }
 
-    /// The client-opened unidirectional streams waiting (at least one), up to `max`; empty once
-    /// the session ended.
-    #[napi]
-    pub async fn accept_uni(&self, max: u32) -> Vec<NativeStream> {
-        let batch = self.session.accept_uni_batch(max as usize).await;
-        batch.into_iter().map(|recv| NativeStream::new(None, Some(recv))).collect()
+    /// The bidirectional streams `waitBidi` found; empty once the session ended.
+    #[napi(catch_unwind)]
+    pub fn take_bidi(&self) -> Vec<NativeStream> {
+        let batch = std::mem::take(&mut *self.accepted_bidi.lock().unwrap_or_else(|p| p.into_inner()));
+        batch.into_iter().map(|(send, recv)| self.stream(Some(send), Some(recv))).collect()
+    }
+
+    /// As `waitBidi`, for unidirectional streams (`takeUni`).
+    #[napi(catch_unwind)]
+    pub fn wait_uni(&self, env: &Env, id: u32, max: u32) -> napi::Result<()> {
+        let (session, slot) = (self.session.clone(), self.accepted_uni.clone());
+        self.hub.begin(env, id, async move {
+            let batch = session.accept_uni_batch(max as usize).await;
+            slot.lock().unwrap_or_else(|p| p.into_inner()).extend(batch);
+            ready(id)
+        })
+    }
+
+    /// The unidirectional streams `waitUni` found; empty once the session ended.
+    #[napi(catch_unwind)]
+    pub fn take_uni(&self) -> Vec<NativeStream> {
+        let batch = std::mem::take(&mut *self.accepted_uni.lock().unwrap_or_else(|p| p.into_inner()));
+        batch.into_iter().map(|recv| self.stream(None, Some(recv))).collect()
+    }
+
+    /// Settles `id` once a datagram is queued (take them with `takeDatagrams`) or the session
+    /// ended.
+    #[napi(catch_unwind)]
+    pub fn wait_datagrams(&self, env: &Env, id: u32) -> napi::Result<()> {
+        let session = self.session.clone();
+        self.hub.begin(env, id, async move {
+            session.datagrams_ready().await;
+            ready(id)
+        })
+    }
+
+    /// Settles `id` when the session has ended; `end` then says how.
+    #[napi(catch_unwind)]
+    pub fn wait_closed(&self, env: &Env, id: u32) -> napi::Result<()> {
+        let session = self.session.clone();
+        self.hub.begin(env, id, async move {
+            session.closed().await;
+            ready(id)
+        })
+    }
+
+    /// How the session ended; null while it is open.
+    #[napi(catch_unwind)]
+    pub fn end(&self) -> Option<SessionEndInfo> {
+        self.session.end().map(end_info)
     }
 
     /// Queued datagrams without waiting (empty when none); `readDatagrams` waits for some.
@@ -87,21 +165,13 @@ impl NativeSession {
     #[napi]
     pub async fn open_bidi(&self) -> napi::Result<NativeStream> {
         let (send, recv) = self.session.open_bi().await.map_err(to_js)?;
-        Ok(NativeStream::new(Some(send), Some(recv)))
+        Ok(self.stream(Some(send), Some(recv)))
     }
 
     #[napi]
     pub async fn open_uni(&self) -> napi::Result<NativeStream> {
         let send = self.session.open_uni().await.map_err(to_js)?;
-        Ok(NativeStream::new(Some(send), None))
-    }
-
-    /// Waits for datagrams and returns all queued ones (up to `max`) in one crossing; null once
-    /// the session ended.
-    #[napi]
-    pub async fn read_datagrams(&self, max: u32) -> Option<Vec<Buffer>> {
-        let batch = self.session.read_datagrams(max as usize).await?;
-        Some(batch.into_iter().map(|b| Buffer::from(b.to_vec())).collect())
+        Ok(self.stream(Some(send), None))
     }
 
     #[napi(catch_unwind)]
@@ -127,25 +197,6 @@ impl NativeSession {
     #[napi(catch_unwind)]
     pub fn close(&self, code: u32, reason: String) {
         self.session.close(code, &reason);
-    }
-
-    #[napi]
-    pub async fn closed(&self) -> SessionEndInfo {
-        match self.session.closed().await {
-            SessionEnd::Closed { code, reason } => {
-                SessionEndInfo { close_code: code, reason, aborted: None, aborted_code: None }
-            }
-            SessionEnd::Aborted { message, connection_lost } => SessionEndInfo {
-                close_code: 0,
-                reason: String::new(),
-                aborted: Some(message),
-                aborted_code: Some(
-                    if connection_lost { ErrorCode::ConnectionLost } else { ErrorCode::SessionClosed }
-                        .as_str()
-                        .to_string(),
-                ),
-            },
-        }
     }
 
     #[napi]

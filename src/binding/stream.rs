@@ -1,13 +1,16 @@
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use napi::bindgen_prelude::{Buffer, Either3, Null, Uint8Array};
+use napi::Env;
 use napi_derive::napi;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::error::to_js;
-use crate::core::{Error, ErrorCode, RecvStream, SendStream};
+use super::hub::{ready, Hub, ReadyEvent};
+use crate::core::{pipe, Error, ErrorCode, PipeEnd, RecvStream, SendStream};
 
 /// One direction's cancellation: `reset`/`stop` may come while a read or write is in flight
 /// (WHATWG `cancel()` does not wait for a pending pull), so the in-flight call is interrupted and
@@ -18,13 +21,22 @@ struct Abort {
     code: AtomicU32,
 }
 
-/// Both halves of a stream (either may be absent for unidirectional streams).
+/// Both halves of a stream (either may be absent for unidirectional streams). Shared, so that a
+/// native pipe can hold one stream's receive half and another's send half past the call.
 #[napi]
 pub struct NativeStream {
-    send: Mutex<Option<SendStream>>,
-    recv: Mutex<Option<RecvStream>>,
-    send_abort: Abort,
-    recv_abort: Abort,
+    send: Arc<Mutex<Option<SendStream>>>,
+    recv: Arc<Mutex<Option<RecvStream>>>,
+    send_abort: Arc<Abort>,
+    recv_abort: Arc<Abort>,
+    hub: Arc<Hub>,
+}
+
+/// Why a native pipe failed, and on which side: `"source"` (reading failed; the destination was
+/// reset) or `"destination"` (writing failed; the source was stopped). JS errors the stream of
+/// that side and aborts or cancels the other with the same error, as WHATWG `pipeTo` does.
+fn pipe_failure(id: u32, side: &str, error: Error) -> ReadyEvent {
+    ReadyEvent { id, side: Some(side.to_string()), message: Some(to_js(error).reason) }
 }
 
 fn local_error(code: ErrorCode, message: &str) -> napi::Error {
@@ -33,22 +45,31 @@ fn local_error(code: ErrorCode, message: &str) -> napi::Error {
 
 /// A unidirectional stream's missing half, or a half already cancelled with `stop`.
 fn no_readable_side() -> napi::Error {
-    local_error(ErrorCode::StreamReset, "the stream has no readable side or was cancelled")
+    to_js(no_readable_side_error())
+}
+
+fn no_readable_side_error() -> Error {
+    Error::new(ErrorCode::StreamReset, "the stream has no readable side or was cancelled")
 }
 
 /// A unidirectional stream's missing half, or a half already aborted with `reset`.
 fn no_writable_side() -> napi::Error {
-    local_error(ErrorCode::StreamStopped, "the stream has no writable side or was aborted")
+    to_js(no_writable_side_error())
+}
+
+fn no_writable_side_error() -> Error {
+    Error::new(ErrorCode::StreamStopped, "the stream has no writable side or was aborted")
 }
 
 impl NativeStream {
-    pub(crate) fn new(send: Option<SendStream>, recv: Option<RecvStream>) -> Self {
+    pub(crate) fn new(send: Option<SendStream>, recv: Option<RecvStream>, hub: Arc<Hub>) -> Self {
         super::live::created(&super::live::STREAMS);
         Self {
-            send: Mutex::new(send),
-            recv: Mutex::new(recv),
-            send_abort: Abort::default(),
-            recv_abort: Abort::default(),
+            send: Arc::new(Mutex::new(send)),
+            recv: Arc::new(Mutex::new(recv)),
+            send_abort: Arc::default(),
+            recv_abort: Arc::default(),
+            hub,
         }
     }
 }
@@ -155,6 +176,53 @@ impl NativeStream {
             Some(send) => send.finish().map_err(to_js),
             None => Err(no_writable_side()),
         }
+    }
+
+    /// Copies this stream's readable side into `dest`'s writable side on the connection's
+    /// runtime until the source ends, then finishes `dest`: one crossing for the whole stream
+    /// instead of several per chunk. Settles `id` through the hub, with the failure's side and
+    /// message when it failed (the other side has then been reset or stopped with the same
+    /// code). The JS layer takes both streams' locks first, so nothing else reads or writes them
+    /// meanwhile.
+    #[napi(catch_unwind)]
+    pub fn pipe_to(&self, env: &Env, dest: &NativeStream, id: u32) -> napi::Result<()> {
+        let (recv, recv_abort) = (self.recv.clone(), self.recv_abort.clone());
+        let (send, send_abort) = (dest.send.clone(), dest.send_abort.clone());
+        self.hub.begin(env, id, async move {
+            let mut recv_guard = recv.lock().await;
+            let mut send_guard = send.lock().await;
+            let Some(r) = recv_guard.as_mut() else {
+                return pipe_failure(id, "source", no_readable_side_error());
+            };
+            let Some(s) = send_guard.as_mut() else {
+                return pipe_failure(id, "destination", no_writable_side_error());
+            };
+            // The JS streams are locked, but a teardown may still cancel either side.
+            let end = tokio::select! {
+                biased;
+                () = recv_abort.token.cancelled() => {
+                    let code = recv_abort.code.load(Ordering::Relaxed);
+                    r.stop(code);
+                    s.reset(code);
+                    PipeEnd::SourceFailed(Error::new(ErrorCode::StreamReset, "the read was cancelled"))
+                }
+                () = send_abort.token.cancelled() => {
+                    let code = send_abort.code.load(Ordering::Relaxed);
+                    s.reset(code);
+                    r.stop(code);
+                    PipeEnd::DestinationFailed(Error::new(ErrorCode::StreamStopped, "the write was aborted"))
+                }
+                end = pipe(r, s) => end,
+            };
+            let (side, error) = match end {
+                PipeEnd::Finished => return ready(id),
+                PipeEnd::SourceFailed(e) => ("source", e),
+                PipeEnd::DestinationFailed(e) => ("destination", e),
+            };
+            recv_guard.take();
+            send_guard.take();
+            pipe_failure(id, side, error)
+        })
     }
 
     /// Sends RESET_STREAM with the application code.

@@ -33,7 +33,7 @@ const USAGE: &str = "usage: wt-client --url https://HOST:PORT/PATH --cert-hash <
 [--timeout-ms N] [--origin VALUE] [--header NAME=VALUE]... <scenario> [args]\n\
 scenarios: bidi-echo [bytes] | uni-echo [bytes] | server-streams | datagrams [count] | bulk [bytes] | \
 client-close <code> <reason> | server-close <code> <reason> | expect-refused | reset-codes <code,...> | \
-soak <sessions> <concurrency> | \
+pipe-errors <code,...> | soak <sessions> <concurrency> | \
 shutdown <downloads> <bytes> <uploads> <bytes> <pace-ms> <code> <reason> | flood <ms>";
 
 /// HTTP/3 H3_NO_ERROR, used to tear the connection down after a scenario.
@@ -1047,6 +1047,67 @@ async fn server_stop_step(conn: &Connection, code: u32) -> Result<J, String> {
     ]))
 }
 
+/// Against a server that pipes each bidi stream into itself (`readable.pipeTo(writable)`): the
+/// pipe passes a failure on with its code. A client reset of its sending side must come back as
+/// a reset of the server's sending side with the same code (the pipe aborts its destination),
+/// and a client stop must come back as a stop of the client's sending side with the same code
+/// (the pipe cancels its source).
+async fn pipe_errors(conn: &Connection, codes: &[u32]) -> Result<Report, String> {
+    use wtransport::error::StreamWriteError;
+    let (mut resets, mut stops, mut wrong) = (vec![], vec![], vec![]);
+    for &code in codes {
+        let reset = bounded(&format!("pipe reset {code}"), client_reset_step(conn, code)).await?;
+        let back = match &reset {
+            J::Obj(fields) => fields.iter().find(|(k, _)| *k == "serverAbortAfter").map(|(_, v)| decoded_of(v)),
+            _ => None,
+        };
+        if back != Some(Some(u64::from(code))) {
+            wrong.push(format!("reset {code}: the pipe's reset did not carry it"));
+        }
+        resets.push(reset);
+
+        let stop = bounded(&format!("pipe stop {code}"), async {
+            let (mut send, mut recv) = open_bi(conn).await?;
+            let probe = b"pipe-stop probe\n";
+            send.write_all(probe).await.map_err(|e| format!("write probe: {e}"))?;
+            let mut echoed = vec![0u8; probe.len()];
+            recv.read_exact(&mut echoed).await.map_err(|e| format!("read probe echo: {e}"))?;
+            recv.stop(h3_varint(code));
+            let chunk = vec![7u8; 1000];
+            let mut failure = None;
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Err(e) = send.write_all(&chunk).await {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            let (kind, raw) = match &failure {
+                None => ("no error", None),
+                Some(StreamWriteError::Stopped(v)) => ("Stopped", Some(v.into_inner())),
+                Some(StreamWriteError::NotConnected) => ("NotConnected", None),
+                Some(StreamWriteError::Closed) => ("Closed", None),
+                Some(StreamWriteError::QuicProto) => ("QuicProto", None),
+            };
+            Ok::<J, String>(J::Obj(vec![
+                ("code", J::from(code)),
+                ("error", J::from(kind)),
+                ("decoded", J::from(raw.and_then(h3_to_wt))),
+            ]))
+        })
+        .await?;
+        if decoded_of(&stop) != Some(u64::from(code)) {
+            wrong.push(format!("stop {code}: the pipe's stop did not carry it"));
+        }
+        stops.push(stop);
+    }
+    Ok(Report::ok()
+        .with("codes", J::Arr(codes.iter().map(|&c| J::from(c)).collect()))
+        .with("resets", J::Arr(resets))
+        .with("stops", J::Arr(stops))
+        .require(wrong.is_empty(), || wrong.join("; ")))
+}
+
 fn decoded_of(j: &J) -> Option<u64> {
     match j {
         J::Obj(fields) => fields.iter().find(|(k, _)| *k == "decoded").and_then(|(_, v)| match v {
@@ -1144,6 +1205,7 @@ async fn run(args: Args) -> Report {
         ClientClose(u32, String),
         ServerClose(u32, String),
         ResetCodes(Vec<u32>),
+        PipeErrors(Vec<u32>),
         Soak(u64, u64),
         Shutdown(ShutdownPlan),
         Flood(u64),
@@ -1159,6 +1221,7 @@ async fn run(args: Args) -> Report {
         "client-close" => close_args(&args.rest).map(|(c, r)| Plan::ClientClose(c, r)),
         "server-close" => close_args(&args.rest).map(|(c, r)| Plan::ServerClose(c, r)),
         "reset-codes" => code_list(&args.rest).map(Plan::ResetCodes),
+        "pipe-errors" => code_list(&args.rest).map(Plan::PipeErrors),
         "soak" => num_arg(&args.rest, 0, 1000, "session count")
             .and_then(|n| num_arg(&args.rest, 1, 8, "concurrency").map(|c| Plan::Soak(n, c.max(1)))),
         "shutdown" => (|| {
@@ -1204,6 +1267,7 @@ async fn run(args: Args) -> Report {
         Plan::ClientClose(code, reason) => Ok(client_close(&endpoint, &conn, code, &reason).await),
         Plan::ServerClose(code, reason) => server_close(&conn, code, &reason).await,
         Plan::ResetCodes(codes) => reset_codes(&conn, &codes).await,
+        Plan::PipeErrors(codes) => pipe_errors(&conn, &codes).await,
         Plan::Shutdown(plan) => shutdown_streams(&conn, plan).await,
         Plan::Flood(ms) => flood(&conn, Duration::from_millis(ms)).await,
         Plan::Soak(..) => Err("soak runs without a shared connection".into()),

@@ -1,0 +1,43 @@
+'use strict'
+
+// The JS end of a server's hub (src/binding/hub.rs): every native wait of the server's sessions
+// and streams (a session's end, its next streams or datagrams, a native pipe) settles through
+// one persistent native callback, in batches, instead of one awaited native call each.
+
+const { fromNative } = require('./errors')
+
+class ReadyHub {
+  #waits = new Map()
+  #next = 0
+
+  /** The native callback: every wait finished since the last call. Never throws. */
+  deliver(events) {
+    for (const event of events) {
+      const resolve = this.#waits.get(event.id)
+      if (resolve === undefined) continue
+      this.#waits.delete(event.id)
+      resolve(event)
+    }
+  }
+
+  /**
+   * Starts a native wait: `begin(id)` hands `id` to the native side, and the promise resolves
+   * with the event `{ id, side?, message? }` once it settles. Rejects if `begin` throws.
+   */
+  wait(begin) {
+    let id
+    do id = this.#next = (this.#next + 1) >>> 0
+    while (this.#waits.has(id))
+    return new Promise((resolve, reject) => {
+      this.#waits.set(id, resolve)
+      try {
+        begin(id)
+      } catch (error) {
+        this.#waits.delete(id)
+        reject(fromNative(error))
+      }
+    })
+  }
+}
+
+module.exports = { ReadyHub }
