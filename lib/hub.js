@@ -21,22 +21,23 @@ class ReadyHub {
   }
 
   /**
-   * Starts a native wait: `begin(id)` hands `id` to the native side, and the promise resolves
-   * with the event `{ id, side?, message? }` once it settles. Rejects if `begin` throws.
+   * Starts a native wait: `begin(id)` hands `id` to the native side and returns the event at
+   * once when the wait is already over, else the promise resolves with the event
+   * `{ id, side?, message? }` once it settles. Rejects if `begin` throws.
    */
   wait(begin) {
     let id
     do id = this.#next = (this.#next + 1) >>> 0
     while (this.#waits.has(id))
-    return new Promise((resolve, reject) => {
-      this.#waits.set(id, resolve)
-      try {
-        begin(id)
-      } catch (error) {
-        this.#waits.delete(id)
-        reject(fromNative(error))
-      }
-    })
+    let now
+    try {
+      now = begin(id)
+    } catch (error) {
+      return Promise.reject(fromNative(error))
+    }
+    if (now !== null && now !== undefined) return Promise.resolve(now)
+    // Events arrive through the native callback, never during `begin`: registering now is in time.
+    return new Promise((resolve) => this.#waits.set(id, resolve))
   }
 }
 

@@ -70,6 +70,25 @@ impl Hub {
         Ok(())
     }
 
+    /// As [`Self::begin`], but polls `wait` once here first: when it is already done (the streams
+    /// were queued, the data, FIN and room for a pipe were all there) its event is returned at
+    /// once and nothing is spawned or delivered later. Saves a task, a wake of the runtime and a
+    /// delivery in the common case.
+    pub(crate) fn now_or_begin<F>(self: &Arc<Self>, env: &Env, id: u32, wait: F) -> napi::Result<Option<ReadyEvent>>
+    where
+        F: Future<Output = ReadyEvent> + Send + 'static,
+    {
+        let mut wait = Box::pin(wait);
+        // A noop waker loses nothing: every future polled here keeps the waker of its last poll,
+        // and the task polls it again with a real one.
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(event) = wait.as_mut().poll(&mut context) {
+            return Ok(Some(event));
+        }
+        self.begin(env, id, wait)?;
+        Ok(None)
+    }
+
     fn push(self: &Arc<Self>, event: ReadyEvent) {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(event);
         if !self.scheduled.swap(true, Ordering::AcqRel) {

@@ -5,7 +5,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use super::error::to_js;
-use super::hub::{ready, Hub};
+use super::hub::{ready, Hub, ReadyEvent};
 use super::request::{request_fields, RequestFields};
 use super::stream::NativeStream;
 use crate::core::{ErrorCode, RecvStream, SendStream, Session, SessionEnd};
@@ -44,7 +44,8 @@ pub struct NativeStats {
 /// The native side of a session; `lib/session.js` gives it the W3C shape.
 ///
 /// What JS waits for (the end, the next streams, datagrams) is a `wait*` call that settles
-/// through the server's hub, then a synchronous call that takes the result.
+/// through the server's hub, then a synchronous call that takes the result. A `wait*` that is
+/// already settled returns its event instead, and the hub never sees it.
 #[napi]
 pub struct NativeSession {
     session: Session,
@@ -95,9 +96,9 @@ impl NativeSession {
     /// Settles `id` once client-opened bidirectional streams are waiting (up to `max`, taken
     /// with `takeBidi`), or the session ended (then `takeBidi` is empty).
     #[napi(catch_unwind)]
-    pub fn wait_bidi(&self, env: &Env, id: u32, max: u32) -> napi::Result<()> {
+    pub fn wait_bidi(&self, env: &Env, id: u32, max: u32) -> napi::Result<Option<ReadyEvent>> {
         let (session, slot) = (self.session.clone(), self.accepted_bidi.clone());
-        self.hub.begin(env, id, async move {
+        self.hub.now_or_begin(env, id, async move {
             let batch = session.accept_bi_batch(max as usize).await;
             slot.lock().unwrap_or_else(|p| p.into_inner()).extend(batch);
             ready(id)
@@ -113,9 +114,9 @@ impl NativeSession {
 
     /// As `waitBidi`, for unidirectional streams (`takeUni`).
     #[napi(catch_unwind)]
-    pub fn wait_uni(&self, env: &Env, id: u32, max: u32) -> napi::Result<()> {
+    pub fn wait_uni(&self, env: &Env, id: u32, max: u32) -> napi::Result<Option<ReadyEvent>> {
         let (session, slot) = (self.session.clone(), self.accepted_uni.clone());
-        self.hub.begin(env, id, async move {
+        self.hub.now_or_begin(env, id, async move {
             let batch = session.accept_uni_batch(max as usize).await;
             slot.lock().unwrap_or_else(|p| p.into_inner()).extend(batch);
             ready(id)
@@ -132,9 +133,9 @@ impl NativeSession {
     /// Settles `id` once a datagram is queued (take them with `takeDatagrams`) or the session
     /// ended.
     #[napi(catch_unwind)]
-    pub fn wait_datagrams(&self, env: &Env, id: u32) -> napi::Result<()> {
+    pub fn wait_datagrams(&self, env: &Env, id: u32) -> napi::Result<Option<ReadyEvent>> {
         let session = self.session.clone();
-        self.hub.begin(env, id, async move {
+        self.hub.now_or_begin(env, id, async move {
             session.datagrams_ready().await;
             ready(id)
         })
@@ -142,9 +143,9 @@ impl NativeSession {
 
     /// Settles `id` when the session has ended; `end` then says how.
     #[napi(catch_unwind)]
-    pub fn wait_closed(&self, env: &Env, id: u32) -> napi::Result<()> {
+    pub fn wait_closed(&self, env: &Env, id: u32) -> napi::Result<Option<ReadyEvent>> {
         let session = self.session.clone();
-        self.hub.begin(env, id, async move {
+        self.hub.now_or_begin(env, id, async move {
             session.closed().await;
             ready(id)
         })

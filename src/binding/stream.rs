@@ -180,15 +180,16 @@ impl NativeStream {
 
     /// Copies this stream's readable side into `dest`'s writable side on the connection's
     /// runtime until the source ends, then finishes `dest`: one crossing for the whole stream
-    /// instead of several per chunk. Settles `id` through the hub, with the failure's side and
+    /// instead of several per chunk. Returns its event when it is done at once (all the data and
+    /// the FIN had arrived and fit), else settles `id` through the hub; with the failure's side and
     /// message when it failed (the other side has then been reset or stopped with the same
     /// code). The JS layer takes both streams' locks first, so nothing else reads or writes them
     /// meanwhile.
     #[napi(catch_unwind)]
-    pub fn pipe_to(&self, env: &Env, dest: &NativeStream, id: u32) -> napi::Result<()> {
+    pub fn pipe_to(&self, env: &Env, dest: &NativeStream, id: u32) -> napi::Result<Option<ReadyEvent>> {
         let (recv, recv_abort) = (self.recv.clone(), self.recv_abort.clone());
         let (send, send_abort) = (dest.send.clone(), dest.send_abort.clone());
-        self.hub.begin(env, id, async move {
+        self.hub.now_or_begin(env, id, async move {
             let mut recv_guard = recv.lock().await;
             let mut send_guard = send.lock().await;
             let Some(r) = recv_guard.as_mut() else {
