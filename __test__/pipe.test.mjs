@@ -76,7 +76,11 @@ before(async () => {
   server = new Server({ port: 0, host: '127.0.0.1', cert: certificate.cert, key: certificate.key })
   server.on('session', async (session) => {
     session.closed.catch(() => {})
-    const handler = handlers[session.request.path]
+    const late = session.request.path === '/late'
+    // '/late': the session's streams are made on first access; a stream that arrived before
+    // then must still be there.
+    if (late) await new Promise((resolve) => setTimeout(resolve, 500))
+    const handler = handlers[late ? '/pipe' : session.request.path]
     try {
       for await (const stream of session.incomingBidirectionalStreams) {
         Promise.resolve()
@@ -146,6 +150,15 @@ for (const path of Object.keys(handlers)) {
     }
   })
 }
+
+test('/late: a stream opened before the app first reads incomingBidirectionalStreams is echoed', async () => {
+  const from = outcomes.length
+  const out = assertClientOk(await runWtClient(handle, ['bidi-echo', '1000'], { path: '/late' }))
+  assert.equal(out.received, 1000)
+  assert.equal(out.match, true)
+  const [record] = await newOutcomes(from, 1)
+  assert.equal(record.status, 'resolved')
+})
 
 const CODES = [0, 7, 4294967295]
 

@@ -77,10 +77,45 @@ function outgoingDatagrams(native) {
   })
 }
 
+/** A session's datagrams: `{ readable, writable, maxDatagramSize }`, as the W3C API has them. */
+class DatagramDuplexStream {
+  #native
+
+  constructor(native, hub) {
+    this.#native = native
+    const waitDatagrams = (id) => native.waitDatagrams(id)
+    /** Received datagrams, read in batches of up to DATAGRAM_BATCH per crossing. */
+    this.readable = new ReadableStream(
+      {
+        async pull(controller) {
+          for (;;) {
+            const queued = native.takeDatagrams(DATAGRAM_BATCH)
+            if (queued.length > 0) {
+              for (const datagram of queued) controller.enqueue(datagram)
+              return
+            }
+            if (native.end() !== null) return controller.close()
+            await hub.wait(waitDatagrams)
+          }
+        },
+      },
+      { highWaterMark: 0 },
+    )
+    this.writable = outgoingDatagrams(native)
+  }
+
+  /** Largest payload that fits one packet now; 0 when the client takes no datagrams. */
+  get maxDatagramSize() {
+    return this.#native.maxDatagramSize()
+  }
+}
+
 /** The server's side of a WebTransport session, in the W3C WebTransport shape. */
 class WebTransportSession {
   #native
   #hub
+  #incomingBidi
+  #incomingUni
   #datagrams
   #draining
 
@@ -99,39 +134,6 @@ class WebTransportSession {
         return { closeCode: end.closeCode, reason: end.reason }
       }),
     )
-    this.incomingBidirectionalStreams = incoming(
-      hub,
-      (id) => native.waitBidi(id, STREAM_BATCH),
-      () => native.takeBidi(),
-      bidirectionalFrom,
-    )
-    this.incomingUnidirectionalStreams = incoming(
-      hub,
-      (id) => native.waitUni(id, STREAM_BATCH),
-      () => native.takeUni(),
-      readableFrom,
-    )
-    const waitDatagrams = (id) => native.waitDatagrams(id)
-    this.#datagrams = {
-      readable: new ReadableStream(
-        {
-          async pull(controller) {
-            for (;;) {
-              const queued = native.takeDatagrams(DATAGRAM_BATCH)
-              if (queued.length > 0) {
-                for (const datagram of queued) controller.enqueue(datagram)
-                return
-              }
-              if (native.end() !== null) return controller.close()
-              await hub.wait(waitDatagrams)
-            }
-          },
-        },
-        { highWaterMark: 0 },
-      ),
-      writable: outgoingDatagrams(native),
-    }
-    Object.defineProperty(this.#datagrams, 'maxDatagramSize', { get: () => native.maxDatagramSize(), enumerable: true })
   }
 
   /** Resolves when the session starts draining (the client sent DRAIN_WEBTRANSPORT_SESSION or the server is closing). */
@@ -140,8 +142,38 @@ class WebTransportSession {
     return this.#draining
   }
 
+  // The session's streams are made on first access, not with the session: each WHATWG stream
+  // costs Node 20 ~2 kB of heap and ~12 us, and a session that never reads datagrams (say)
+  // should not pay for them. Nothing is lost meanwhile: what arrives waits natively, as it does
+  // between reads.
+
+  /** `ReadableStream` of the client's bidirectional streams, `{ readable, writable }` each. */
+  get incomingBidirectionalStreams() {
+    const native = this.#native
+    this.#incomingBidi ??= incoming(
+      this.#hub,
+      (id) => native.waitBidi(id, STREAM_BATCH),
+      () => native.takeBidi(),
+      bidirectionalFrom,
+    )
+    return this.#incomingBidi
+  }
+
+  /** `ReadableStream` of the client's unidirectional streams. */
+  get incomingUnidirectionalStreams() {
+    const native = this.#native
+    this.#incomingUni ??= incoming(
+      this.#hub,
+      (id) => native.waitUni(id, STREAM_BATCH),
+      () => native.takeUni(),
+      readableFrom,
+    )
+    return this.#incomingUni
+  }
+
   /** `{ readable, writable, maxDatagramSize }`: unreliable datagrams both ways. */
   get datagrams() {
+    this.#datagrams ??= new DatagramDuplexStream(this.#native, this.#hub)
     return this.#datagrams
   }
 
