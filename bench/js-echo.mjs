@@ -4,7 +4,11 @@
 // a new unidirectional stream (examples/echo.mjs, the same code the demo runs). This is server
 // (a) of the benchmark.
 //
-// Usage: node bench/js-echo.mjs [--cert cert.pem --key key.pem] [--port N] [--stats]
+// `readable.pipeTo(writable)` between two of the library's streams runs natively, so with
+// --loop every bidirectional stream is echoed by a reader/writer loop instead: every byte read
+// into JS and written back from it, server (a') of the benchmark.
+//
+// Usage: node bench/js-echo.mjs [--cert cert.pem --key key.pem] [--port N] [--stats] [--loop]
 //
 // Listens on 127.0.0.1 only, with the default options. Without --cert/--key it generates a
 // certificate. Prints one JSON line when listening:
@@ -39,10 +43,19 @@ const server = new Server({ host: '127.0.0.1', port: Number(arg('--port') ?? 0),
 // only; off in the benchmark).
 const stats = process.argv.includes('--stats')
 
+const loop = process.argv.includes('--loop')
+
 server.on('session', async (session) => {
   if (stats) printStats(session)
-  await echoSession(session)
+  await echoSession(session, loop ? { bidi: echoThroughJs } : undefined)
 })
+
+/** Echoes one bidirectional stream chunk by chunk in JS. */
+async function echoThroughJs({ readable, writable }) {
+  const writer = writable.getWriter()
+  for await (const chunk of readable) await writer.write(chunk)
+  await writer.close()
+}
 
 function printStats(session) {
   const timer = setInterval(async () => {

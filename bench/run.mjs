@@ -56,6 +56,16 @@ const log = (line) => process.stderr.write(`${line}\n`)
 
 const SERVERS = [
   { name: 'js', label: '(a) JS echo on our API', cmd: process.execPath, args: [path.join(here, 'js-echo.mjs')] },
+  // The same server with every byte read and written by JS (a reader/writer loop instead of
+  // pipeTo, which runs natively): what an application that looks at its bytes gets. Only the
+  // modes where that differs.
+  {
+    name: 'js-loop',
+    label: "(a') JS echo, bytes through JS",
+    cmd: process.execPath,
+    args: [path.join(here, 'js-echo.mjs'), '--loop'],
+    modes: ['bulk', 'rr'],
+  },
   { name: 'core', label: '(b) Rust echo on our core', cmd: bin('core-echo'), args: [] },
   { name: 'wtransport', label: '(c) wtransport 0.7 echo', cmd: bin('wtransport-echo'), args: [] },
 ]
@@ -392,7 +402,10 @@ for (let rep = 1; rep <= reps; rep++) {
   for (const modeName of modeNames) {
     if (MODES[modeName].once && rep > 1) continue
     // Rotate the order so that no server always goes first after a build or another's run.
-    for (let i = 0; i < servers.length; i++) plan.push([servers[(i + rep - 1) % servers.length], modeName, rep])
+    for (let i = 0; i < servers.length; i++) {
+      const def = servers[(i + rep - 1) % servers.length]
+      if (!def.modes || def.modes.includes(modeName)) plan.push([def, modeName, rep])
+    }
   }
 }
 {
@@ -499,6 +512,7 @@ const RATIO_KEYS = [
 const ratios = {}
 for (const [name, num, den] of [
   ['js/wtransport', 'js', 'wtransport'],
+  ['js-loop/wtransport', 'js-loop', 'wtransport'],
   ['core/wtransport', 'core', 'wtransport'],
   ['js/core', 'js', 'core'],
 ]) {
@@ -553,7 +567,7 @@ const rows = servers.map((def) => {
     `${fmt(s.bulkCpuS, 2)} / ${fmt(s.rrCpuS, 2)} / ${fmt(s.dgramCpuS, 2)}`,
   ]
 })
-const ratioLabel = { 'js/wtransport': '(a) / (c)', 'core/wtransport': '(b) / (c)', 'js/core': '(a) / (b)' }
+const ratioLabel = { 'js/wtransport': '(a) / (c)', 'js-loop/wtransport': "(a') / (c)", 'core/wtransport': '(b) / (c)', 'js/core': '(a) / (b)' }
 for (const [name, r] of Object.entries(ratios)) {
   const x = (v) => (v === null ? '—' : `${v.toFixed(2)}x`)
   rows.push([

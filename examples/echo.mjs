@@ -3,13 +3,17 @@
 // bidirectional stream, a read/write loop for datagrams, and each unidirectional stream answered
 // whole on a new one.
 
-/** Echoes everything `session` receives until it ends; resolves then (never rejects). */
-export async function echoSession(session) {
+/**
+ * Echoes everything `session` receives until it ends; resolves then (never rejects).
+ * `options.bidi(stream)` replaces the echo of each bidirectional stream (the benchmark's
+ * bytes-through-JS variant).
+ */
+export async function echoSession(session, { bidi = ({ readable, writable }) => readable.pipeTo(writable) } = {}) {
   echoDatagrams(session).catch(() => {})
   echoUni(session).catch(() => {})
   try {
-    for await (const { readable, writable } of session.incomingBidirectionalStreams) {
-      readable.pipeTo(writable).catch(() => {})
+    for await (const stream of session.incomingBidirectionalStreams) {
+      bidi(stream).catch(() => {})
     }
   } catch {
     // the session ended
