@@ -335,6 +335,7 @@ async fn contained(
     task: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let closing = conn.clone();
+    let counting = server.clone();
     let guarded = async move {
         let mut task = std::pin::pin!(task);
         let outcome = std::future::poll_fn(|cx| {
@@ -345,6 +346,8 @@ async fn contained(
         })
         .await;
         if outcome.is_err() {
+            // Counted before the close: a client that sees the close may read the counter.
+            counting.counters.faults.fetch_add(1, Ordering::Relaxed);
             closing.close(varint_code(code::H3_INTERNAL_ERROR), b"internal error");
         }
         outcome
@@ -353,10 +356,12 @@ async fn contained(
         Ok(Ok(())) => return,
         Ok(Err(payload)) => payload,
         // A panic while the task's state was being dropped.
-        Err(error) if error.is_panic() => error.into_panic(),
+        Err(error) if error.is_panic() => {
+            server.counters.faults.fetch_add(1, Ordering::Relaxed);
+            error.into_panic()
+        }
         Err(_) => return,
     };
-    server.counters.faults.fetch_add(1, Ordering::Relaxed);
     conn.close(varint_code(code::H3_INTERNAL_ERROR), b"internal error");
     let what = payload
         .downcast_ref::<&str>()
