@@ -960,18 +960,48 @@ async fn read_until_end(recv: &mut RecvStream) -> Result<Option<usize>, wtranspo
     }
 }
 
-/// (a) The client resets its sending side with `code` after the echo server has the stream (its
-/// first chunk came back): the server's read rejects with `code`. The server then aborts its own
-/// side without a code; what arrives for that is reported as `serverAbortAfter`.
-async fn client_reset_step(conn: &Connection, code: u32) -> Result<J, String> {
+/// Opens a bidi stream and has `probe` echoed on it, so the server is reading and writing it.
+async fn echoed_stream(conn: &Connection, probe: &[u8]) -> Result<(SendStream, RecvStream), String> {
     let (mut send, mut recv) = open_bi(conn).await?;
-    let probe = b"client-reset probe\n";
     send.write_all(probe).await.map_err(|e| format!("write probe: {e}"))?;
     let mut echoed = vec![0u8; probe.len()];
     recv.read_exact(&mut echoed).await.map_err(|e| format!("read probe echo: {e}"))?;
     if echoed != probe {
         return Err(format!("probe echo differs: {:?}", String::from_utf8_lossy(&echoed)));
     }
+    Ok((send, recv))
+}
+
+/// Writes 1000-byte chunks every 20 ms until a write fails (at most 100): how many succeeded,
+/// and the failure.
+async fn write_until_error(send: &mut SendStream) -> (u64, Option<wtransport::error::StreamWriteError>) {
+    let chunk = vec![0u8; 1000];
+    for writes in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Err(e) = send.write_all(&chunk).await {
+            return (writes, Some(e));
+        }
+    }
+    (100, None)
+}
+
+/// A write failure's kind and raw HTTP/3 code, for the report.
+fn write_failure(failure: Option<&wtransport::error::StreamWriteError>) -> (&'static str, Option<u64>) {
+    use wtransport::error::StreamWriteError;
+    match failure {
+        None => ("no error", None),
+        Some(StreamWriteError::Stopped(v)) => ("Stopped", Some(v.into_inner())),
+        Some(StreamWriteError::NotConnected) => ("NotConnected", None),
+        Some(StreamWriteError::Closed) => ("Closed", None),
+        Some(StreamWriteError::QuicProto) => ("QuicProto", None),
+    }
+}
+
+/// (a) The client resets its sending side with `code` after the echo server has the stream (its
+/// first chunk came back): the server's read rejects with `code`. The server then aborts its own
+/// side without a code; what arrives for that is reported as `serverAbortAfter`.
+async fn client_reset_step(conn: &Connection, code: u32) -> Result<J, String> {
+    let (mut send, mut recv) = echoed_stream(conn, b"client-reset probe\n").await?;
     send.reset(h3_varint(code)).map_err(|e| format!("reset: {e}"))?;
     let after = tokio::time::timeout(Duration::from_secs(2), read_until_end(&mut recv)).await;
     let after = match after {
@@ -992,11 +1022,7 @@ async fn server_reset_step(conn: &Connection, code: u32) -> Result<J, String> {
 /// (c) The client stops reading with `code` after its first chunk was echoed, then keeps sending
 /// so the server has something to echo: the server's next write rejects with `code`.
 async fn client_stop_step(conn: &Connection, code: u32) -> Result<J, String> {
-    let (mut send, mut recv) = open_bi(conn).await?;
-    let probe = b"client-stop probe\n";
-    send.write_all(probe).await.map_err(|e| format!("write probe: {e}"))?;
-    let mut echoed = vec![0u8; probe.len()];
-    recv.read_exact(&mut echoed).await.map_err(|e| format!("read probe echo: {e}"))?;
+    let (mut send, recv) = echoed_stream(conn, b"client-stop probe\n").await?;
     recv.stop(h3_varint(code));
     let mut extra_writes = 0u64;
     for i in 0..10 {
@@ -1016,28 +1042,10 @@ async fn client_stop_step(conn: &Connection, code: u32) -> Result<J, String> {
 
 /// (d) `stop <code>`: the server cancels its reader with `code`; the client's writes must fail with it.
 async fn server_stop_step(conn: &Connection, code: u32) -> Result<J, String> {
-    use wtransport::error::StreamWriteError;
     let (mut send, _recv) = open_bi(conn).await?;
     send.write_all(format!("stop {code}\n").as_bytes()).await.map_err(|e| format!("write command: {e}"))?;
-    let chunk = vec![0u8; 1000];
-    let mut writes = 0u64;
-    let failure = loop {
-        if writes >= 100 {
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        match send.write_all(&chunk).await {
-            Ok(()) => writes += 1,
-            Err(e) => break Some(e),
-        }
-    };
-    let (kind, raw) = match &failure {
-        None => ("no error", None),
-        Some(StreamWriteError::Stopped(v)) => ("Stopped", Some(v.into_inner())),
-        Some(StreamWriteError::NotConnected) => ("NotConnected", None),
-        Some(StreamWriteError::Closed) => ("Closed", None),
-        Some(StreamWriteError::QuicProto) => ("QuicProto", None),
-    };
+    let (writes, failure) = write_until_error(&mut send).await;
+    let (kind, raw) = write_failure(failure.as_ref());
     Ok(J::Obj(vec![
         ("code", J::from(code)),
         ("error", J::from(kind)),
@@ -1053,7 +1061,6 @@ async fn server_stop_step(conn: &Connection, code: u32) -> Result<J, String> {
 /// and a client stop must come back as a stop of the client's sending side with the same code
 /// (the pipe cancels its source).
 async fn pipe_errors(conn: &Connection, codes: &[u32]) -> Result<Report, String> {
-    use wtransport::error::StreamWriteError;
     let (mut resets, mut stops, mut wrong) = (vec![], vec![], vec![]);
     for &code in codes {
         let reset = bounded(&format!("pipe reset {code}"), client_reset_step(conn, code)).await?;
@@ -1067,28 +1074,10 @@ async fn pipe_errors(conn: &Connection, codes: &[u32]) -> Result<Report, String>
         resets.push(reset);
 
         let stop = bounded(&format!("pipe stop {code}"), async {
-            let (mut send, mut recv) = open_bi(conn).await?;
-            let probe = b"pipe-stop probe\n";
-            send.write_all(probe).await.map_err(|e| format!("write probe: {e}"))?;
-            let mut echoed = vec![0u8; probe.len()];
-            recv.read_exact(&mut echoed).await.map_err(|e| format!("read probe echo: {e}"))?;
+            let (mut send, recv) = echoed_stream(conn, b"pipe-stop probe\n").await?;
             recv.stop(h3_varint(code));
-            let chunk = vec![7u8; 1000];
-            let mut failure = None;
-            for _ in 0..100 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                if let Err(e) = send.write_all(&chunk).await {
-                    failure = Some(e);
-                    break;
-                }
-            }
-            let (kind, raw) = match &failure {
-                None => ("no error", None),
-                Some(StreamWriteError::Stopped(v)) => ("Stopped", Some(v.into_inner())),
-                Some(StreamWriteError::NotConnected) => ("NotConnected", None),
-                Some(StreamWriteError::Closed) => ("Closed", None),
-                Some(StreamWriteError::QuicProto) => ("QuicProto", None),
-            };
+            let (_, failure) = write_until_error(&mut send).await;
+            let (kind, raw) = write_failure(failure.as_ref());
             Ok::<J, String>(J::Obj(vec![
                 ("code", J::from(code)),
                 ("error", J::from(kind)),
