@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use webtransport_napi::core::{cert, echo, tls, IncomingRequest, RequestHandler, Server, ServerConfig};
+use webtransport_napi::core::{cert, config, echo, tls, IncomingRequest, RequestHandler, Server, ServerConfig};
 
 struct Echo;
 
@@ -75,8 +75,18 @@ fn fail(message: String) -> ! {
     std::process::exit(1)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // The addon's runtime size (core::config::runtime_workers), so that (b) is the ceiling the
+    // binding can reach on the same threads.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config::runtime_workers())
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(format!("cannot start the runtime: {e}")));
+    runtime.block_on(serve());
+}
+
+async fn serve() {
     let args = parse_args().unwrap_or_else(|e| fail(e));
     let (cert_pem, key_pem) = pems(&args).unwrap_or_else(|e| fail(e));
     let leaf = tls::parse_cert_chain(&cert_pem).map_err(|e| e.to_string()).unwrap_or_else(|e| fail(e));
