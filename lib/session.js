@@ -189,7 +189,7 @@ class WebTransportSession {
   /** Opens a unidirectional stream to the client; resolves with its WritableStream. */
   async createUnidirectionalStream() {
     try {
-      return writableFrom(await this.#native.openUni(), this.#hub)
+      return writableFrom(await this.#native.openUni())
     } catch (error) {
       throw fromNative(error)
     }

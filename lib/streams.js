@@ -12,7 +12,7 @@
 // bytes never cross into JS, and the whole stream costs one crossing instead of several per chunk.
 
 const { ReadableStream, WritableStream } = require('node:stream/web')
-const { fromNative } = require('./errors')
+const { fromNative, invalidOption } = require('./errors')
 
 const READ_CHUNK = 256 * 1024
 const WRITE_HIGH_WATER_MARK = 4
@@ -93,11 +93,7 @@ class SendSink {
 
   write(chunk) {
     if (chunk instanceof ArrayBuffer) chunk = new Uint8Array(chunk)
-    if (!(chunk instanceof Uint8Array)) {
-      const error = new TypeError('stream chunks must be Uint8Array, Buffer or ArrayBuffer')
-      error.code = 'WT_ERR_INVALID_OPTION'
-      throw error
-    }
+    if (!(chunk instanceof Uint8Array)) throw invalidOption('stream chunks must be Uint8Array, Buffer or ArrayBuffer')
     const native = this.native
     let taken
     try {

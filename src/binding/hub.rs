@@ -1,7 +1,7 @@
 //! One persistent crossing per server for everything JS waits on (a session's end, its next
-//! streams or datagrams, a native pipe's end). An awaited `#[napi] async fn` costs 5-10 us and a
-//! threadsafe function of its own (about 5 kB) for as long as it is pending; a session used to
-//! hold four of them. Here a wait is a tokio task that, when done, queues the wait's id; the first
+//! streams or datagrams, a native pipe's end). An awaited `#[napi] async fn` costs 5-10 us and
+//! creates a threadsafe function of its own each time; a session kept four of them pending. Here
+//! a wait is a tokio task that, when done, queues the wait's id; the first
 //! id queued since JS last drained schedules one call of the server's threadsafe function, which
 //! drains every id queued by then. JS keeps the id's resolver and fetches the result with a
 //! synchronous call (0.1 us).
@@ -57,7 +57,7 @@ impl Hub {
     /// Runs `wait` on the runtime; when it finishes (or panics, or is dropped) the event it
     /// produced, or a bare one, is delivered to JS under `id`. Keeps Node alive meanwhile, as the
     /// awaited call it replaces did. On the JS thread only.
-    pub(crate) fn begin<F>(self: &Arc<Self>, env: &Env, id: u32, wait: F) -> napi::Result<()>
+    fn begin<F>(self: &Arc<Self>, env: &Env, id: u32, wait: F)
     where
         F: Future<Output = ReadyEvent> + Send + 'static,
     {
@@ -67,14 +67,13 @@ impl Hub {
             let mut delivery = delivery;
             delivery.event = Some(wait.await);
         });
-        Ok(())
     }
 
     /// As [`Self::begin`], but polls `wait` once here first: when it is already done (the streams
     /// were queued, the data, FIN and room for a pipe were all there) its event is returned at
     /// once and nothing is spawned or delivered later. Saves a task, a wake of the runtime and a
     /// delivery in the common case.
-    pub(crate) fn now_or_begin<F>(self: &Arc<Self>, env: &Env, id: u32, wait: F) -> napi::Result<Option<ReadyEvent>>
+    pub(crate) fn now_or_begin<F>(self: &Arc<Self>, env: &Env, id: u32, wait: F) -> Option<ReadyEvent>
     where
         F: Future<Output = ReadyEvent> + Send + 'static,
     {
@@ -83,10 +82,10 @@ impl Hub {
         // and the task polls it again with a real one.
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
         if let std::task::Poll::Ready(event) = wait.as_mut().poll(&mut context) {
-            return Ok(Some(event));
+            return Some(event);
         }
-        self.begin(env, id, wait)?;
-        Ok(None)
+        self.begin(env, id, wait);
+        None
     }
 
     fn push(self: &Arc<Self>, event: ReadyEvent) {

@@ -96,7 +96,7 @@ impl NativeSession {
     /// Settles `id` once client-opened bidirectional streams are waiting (up to `max`, taken
     /// with `takeBidi`), or the session ended (then `takeBidi` is empty).
     #[napi(catch_unwind)]
-    pub fn wait_bidi(&self, env: &Env, id: u32, max: u32) -> napi::Result<Option<ReadyEvent>> {
+    pub fn wait_bidi(&self, env: &Env, id: u32, max: u32) -> Option<ReadyEvent> {
         let (session, slot) = (self.session.clone(), self.accepted_bidi.clone());
         self.hub.now_or_begin(env, id, async move {
             let batch = session.accept_bi_batch(max as usize).await;
@@ -114,7 +114,7 @@ impl NativeSession {
 
     /// As `waitBidi`, for unidirectional streams (`takeUni`).
     #[napi(catch_unwind)]
-    pub fn wait_uni(&self, env: &Env, id: u32, max: u32) -> napi::Result<Option<ReadyEvent>> {
+    pub fn wait_uni(&self, env: &Env, id: u32, max: u32) -> Option<ReadyEvent> {
         let (session, slot) = (self.session.clone(), self.accepted_uni.clone());
         self.hub.now_or_begin(env, id, async move {
             let batch = session.accept_uni_batch(max as usize).await;
@@ -133,7 +133,7 @@ impl NativeSession {
     /// Settles `id` once a datagram is queued (take them with `takeDatagrams`) or the session
     /// ended.
     #[napi(catch_unwind)]
-    pub fn wait_datagrams(&self, env: &Env, id: u32) -> napi::Result<Option<ReadyEvent>> {
+    pub fn wait_datagrams(&self, env: &Env, id: u32) -> Option<ReadyEvent> {
         let session = self.session.clone();
         self.hub.now_or_begin(env, id, async move {
             session.datagrams_ready().await;
@@ -143,7 +143,7 @@ impl NativeSession {
 
     /// Settles `id` when the session has ended; `end` then says how.
     #[napi(catch_unwind)]
-    pub fn wait_closed(&self, env: &Env, id: u32) -> napi::Result<Option<ReadyEvent>> {
+    pub fn wait_closed(&self, env: &Env, id: u32) -> Option<ReadyEvent> {
         let session = self.session.clone();
         self.hub.now_or_begin(env, id, async move {
             session.closed().await;

@@ -186,7 +186,7 @@ impl NativeStream {
     /// code). The JS layer takes both streams' locks first, so nothing else reads or writes them
     /// meanwhile.
     #[napi(catch_unwind)]
-    pub fn pipe_to(&self, env: &Env, dest: &NativeStream, id: u32) -> napi::Result<Option<ReadyEvent>> {
+    pub fn pipe_to(&self, env: &Env, dest: &NativeStream, id: u32) -> Option<ReadyEvent> {
         let (recv, recv_abort) = (self.recv.clone(), self.recv_abort.clone());
         let (send, send_abort) = (dest.send.clone(), dest.send_abort.clone());
         self.hub.now_or_begin(env, id, async move {

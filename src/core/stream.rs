@@ -1,7 +1,7 @@
 //! WebTransport streams: quinn streams whose error codes are translated between the WebTransport
 //! application range and HTTP/3, and which end when their session does.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Error, ErrorCode};
@@ -218,31 +218,6 @@ impl RecvStream {
         Ok(Some(out))
     }
 
-    /// Appends what has arrived to `chunks` as QUIC's own buffers: waits for the
-    /// first chunk, then takes what is already there, up to `max_bytes` in `max_chunks` chunks.
-    /// `false` at the end of the stream (nothing appended).
-    pub async fn read_chunks(
-        &mut self,
-        chunks: &mut Vec<Bytes>,
-        max_bytes: usize,
-        max_chunks: usize,
-    ) -> Result<bool, Error> {
-        let Some(first) = self.read(max_bytes).await? else { return Ok(false) };
-        let mut total = first.len();
-        chunks.push(first);
-        while total < max_bytes && chunks.len() < max_chunks {
-            match poll_once(self.inner.read_chunk(max_bytes - total, true)) {
-                Some(Ok(Some(chunk))) => {
-                    total += chunk.bytes.len();
-                    chunks.push(chunk.bytes);
-                }
-                // Not ready, finished or failed: the next read reports the end or the error.
-                _ => break,
-            }
-        }
-        Ok(true)
-    }
-
     /// [`Self::read_gathered`] without waiting: `None` when nothing has arrived yet.
     pub fn read_now(&mut self, max: usize) -> Option<Result<Option<Vec<u8>>, Error>> {
         poll_once(self.read_gathered(max))
@@ -282,39 +257,28 @@ pub enum PipeEnd {
     DestinationFailed(Error),
 }
 
-/// Bytes and chunks a pipe gathers per write: one write per burst of packets, not per ~1.2 kB
-/// frame, since each write locks the connection and wakes its driver (per-frame writes cost ~30 %
-/// more server CPU in a bulk echo).
+/// Bytes a pipe gathers per write: one write per burst of packets, not per ~1.2 kB frame, since
+/// each write locks the connection and wakes its driver (per-frame writes cost ~30 % more server
+/// CPU in a bulk echo).
 const PIPE_BYTES: usize = 64 * 1024;
-const PIPE_CHUNKS: usize = 64;
 
 /// Copies `recv` into `send` until `recv` ends, then finishes `send`; a failure on either side
 /// is passed on to the other with its application code. This is the whole of a stream relay or
 /// echo, so it runs on the connection's runtime without a JS crossing per chunk.
 pub async fn pipe(recv: &mut RecvStream, send: &mut SendStream) -> PipeEnd {
-    let mut chunks = Vec::with_capacity(PIPE_CHUNKS);
     loop {
-        match recv.read_chunks(&mut chunks, PIPE_BYTES, PIPE_CHUNKS).await {
-            Ok(true) => {
-                // One contiguous buffer per burst, not the received frames as they are: quinn
-                // finds a retransmitted or sent range by walking its send buffer's chunks, and
-                // thousands of ~1.2 kB chunks in flight made that walk 15 % of a bulk echo's CPU
-                // (perf), more than the copy saved.
-                let data = match chunks.as_slice() {
-                    [one] => one.clone(),
-                    many => {
-                        let mut joined = BytesMut::with_capacity(many.iter().map(Bytes::len).sum());
-                        many.iter().for_each(|chunk| joined.extend_from_slice(chunk));
-                        joined.freeze()
-                    }
-                };
-                chunks.clear();
-                if let Err(e) = send.write(data).await {
+        // Copied into one buffer per burst rather than written as the received frames: quinn
+        // finds a sent or retransmitted range by walking its send buffer's chunks, and thousands
+        // of ~1.2 kB chunks in flight made that walk 15 % of a bulk echo's CPU (perf), more than
+        // the copy costs.
+        match recv.read_gathered(PIPE_BYTES).await {
+            Ok(Some(data)) => {
+                if let Err(e) = send.write(Bytes::from(data)).await {
                     recv.stop(e.stream_error_code.unwrap_or(0));
                     return PipeEnd::DestinationFailed(e);
                 }
             }
-            Ok(false) => {
+            Ok(None) => {
                 return match send.finish() {
                     Ok(()) => PipeEnd::Finished,
                     Err(e) => PipeEnd::DestinationFailed(e),
