@@ -155,6 +155,8 @@ export interface SessionCloseInfo {
  * default options runs natively, without JS per chunk, with `pipeTo`'s results: the destination
  * finished; or, on a failure, the other side reset or stopped with the failure's code and the
  * promise rejected with it. With any option set, or into another stream, it is Node's `pipeTo`.
+ * When the whole stream had already arrived, the native pipe ends within the call and `pipeTo`
+ * returns with neither stream locked. On Node 20 the stream is not transferable (README).
  */
 export class WebTransportReceiveStream extends ReadableStream<Uint8Array> {
   private constructor()

@@ -22,10 +22,10 @@ class ReadyHub {
 
   /**
    * Starts a native wait: `begin(id)` hands `id` to the native side and returns the event at
-   * once when the wait is already over, else the promise resolves with the event
-   * `{ id, side?, message? }` once it settles. Rejects if `begin` throws.
+   * once when the wait is already over. Returns that event, or else a promise of the event
+   * `{ id, side?, message? }` once the wait settles. Throws (as a library error) if `begin` does.
    */
-  wait(begin) {
+  begin(begin) {
     let id
     do id = this.#next = (this.#next + 1) >>> 0
     while (this.#waits.has(id))
@@ -33,11 +33,21 @@ class ReadyHub {
     try {
       now = begin(id)
     } catch (error) {
-      return Promise.reject(fromNative(error))
+      throw fromNative(error)
     }
-    if (now !== null && now !== undefined) return Promise.resolve(now)
+    if (now !== null && now !== undefined) return now
     // Events arrive through the native callback, never during `begin`: registering now is in time.
     return new Promise((resolve) => this.#waits.set(id, resolve))
+  }
+
+  /** `begin`, always as a promise (which rejects if `begin` throws). */
+  wait(begin) {
+    try {
+      const now = this.begin(begin)
+      return now instanceof Promise ? now : Promise.resolve(now)
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 }
 

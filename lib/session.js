@@ -1,6 +1,6 @@
 'use strict'
 
-const { ReadableStream, WritableStream } = require('node:stream/web')
+const { newReadableStream, newWritableStream } = require('./webstreams')
 const { WebTransportError, fromNative, invalidOption } = require('./errors')
 const { readableFrom, writableFrom, bidirectionalFrom } = require('./streams')
 
@@ -20,7 +20,7 @@ function quiet(promise) {
  * waiting (up to STREAM_BATCH) in one crossing; an empty batch means the session ended.
  */
 function incoming(hub, begin, take, wrap) {
-  return new ReadableStream(
+  return newReadableStream(
     {
       async pull(controller) {
         await hub.wait(begin)
@@ -53,7 +53,7 @@ function outgoingDatagrams(native) {
       streamController.error(fromNative(error))
     }
   }
-  return new WritableStream({
+  return newWritableStream({
     start(controller) {
       streamController = controller
     },
@@ -85,7 +85,7 @@ class DatagramDuplexStream {
     this.#native = native
     const waitDatagrams = (id) => native.waitDatagrams(id)
     /** Received datagrams, read in batches of up to DATAGRAM_BATCH per crossing. */
-    this.readable = new ReadableStream(
+    this.readable = newReadableStream(
       {
         async pull(controller) {
           for (;;) {

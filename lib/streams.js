@@ -12,6 +12,7 @@
 // bytes never cross into JS, and the whole stream costs one crossing instead of several per chunk.
 
 const { ReadableStream, WritableStream } = require('node:stream/web')
+const { streamFactory, kUnderlying } = require('./webstreams')
 const { fromNative, invalidOption } = require('./errors')
 
 const READ_CHUNK = 256 * 1024
@@ -85,6 +86,8 @@ class SendSink {
     this.controller = undefined
     /** Finished, reset or handed to a native pipe that ended it: nothing more goes native. */
     this.done = false
+    /** A writer was handed out, so writes may be queued in JS (`pipeTo` must look). */
+    this.writerTaken = false
   }
 
   start(controller) {
@@ -128,22 +131,23 @@ class SendSink {
   }
 }
 
-let sinkOf
-
-/** The W3C WebTransportSendStream: a WritableStream of bytes to the peer. */
+/**
+ * The W3C WebTransportSendStream: a WritableStream of bytes to the peer. Made by the library
+ * only (as in browsers, the constructor throws).
+ */
 class WebTransportSendStream extends WritableStream {
-  #sink
-
-  constructor(native) {
-    const sink = new SendSink(native)
-    super(sink, { highWaterMark: WRITE_HIGH_WATER_MARK })
-    this.#sink = sink
+  constructor() {
+    throw new TypeError('Illegal constructor: WebTransportSendStream comes from a session')
   }
 
-  static {
-    sinkOf = (stream) => (stream instanceof WebTransportSendStream ? stream.#sink : undefined)
+  getWriter() {
+    const writer = super.getWriter()
+    this[kUnderlying].writerTaken = true
+    return writer
   }
 }
+
+const newSendStream = streamFactory(WritableStream, WebTransportSendStream.prototype)
 
 /** Options that the native pipe honours exactly: the defaults. Anything else takes Node's pipe. */
 function defaultPipeOptions(options) {
@@ -152,14 +156,13 @@ function defaultPipeOptions(options) {
   return !options.preventClose && !options.preventAbort && !options.preventCancel && options.signal === undefined
 }
 
-/** The W3C WebTransportReceiveStream: a ReadableStream of the bytes the peer sent. */
+/**
+ * The W3C WebTransportReceiveStream: a ReadableStream of the bytes the peer sent. Made by the
+ * library only (as in browsers, the constructor throws).
+ */
 class WebTransportReceiveStream extends ReadableStream {
-  #source
-
-  constructor(native, hub) {
-    const source = new ReceiveSource(native, hub)
-    super(source, { highWaterMark: 0 })
-    this.#source = source
+  constructor() {
+    throw new TypeError('Illegal constructor: WebTransportReceiveStream comes from a session')
   }
 
   /**
@@ -168,8 +171,8 @@ class WebTransportReceiveStream extends ReadableStream {
    * otherwise it is ReadableStream's own.
    */
   pipeTo(destination, options) {
-    const source = this.#source
-    const sink = sinkOf(destination)
+    const source = this[kUnderlying]
+    const sink = destination instanceof WebTransportSendStream ? destination[kUnderlying] : undefined
     if (
       sink === undefined ||
       !defaultPipeOptions(options) ||
@@ -181,28 +184,63 @@ class WebTransportReceiveStream extends ReadableStream {
     ) {
       return super.pipeTo(destination, options)
     }
-    const reader = this.getReader()
-    const writer = destination.getWriter()
     // Chunks still queued in JS on either side (an earlier reader's read that was released, or
-    // writes in flight) must keep their order, which only Node's pipe sees.
-    if (source.controller.desiredSize !== 0 || writer.desiredSize !== WRITE_HIGH_WATER_MARK) {
-      reader.releaseLock()
-      writer.releaseLock()
-      return super.pipeTo(destination, options)
+    // writes of a released writer still in flight) must keep their order, which only Node's pipe
+    // sees. A writer's queue is visible only through a writer, so it is looked at only when one
+    // was ever handed out.
+    if (source.controller.desiredSize !== 0) return super.pipeTo(destination, options)
+    let writer
+    if (sink.writerTaken) {
+      writer = destination.getWriter()
+      if (writer.desiredSize !== WRITE_HIGH_WATER_MARK) {
+        writer.releaseLock()
+        return super.pipeTo(destination, options)
+      }
     }
     source.done = true
     sink.done = true
-    const piped = source.hub.wait((id) => source.native.pipeTo(sink.native, id))
-    return piped.then(
-      (event) => finishPipe(reader, writer, source, sink, event.side ? { side: event.side, error: fromNative({ message: event.message }) } : null),
-      (error) => {
-        // Nothing reached the native side: let the abort and cancel below reach it.
-        source.done = false
-        sink.done = false
-        return finishPipe(reader, writer, source, sink, { side: 'source', error })
-      },
-    )
+    let now
+    try {
+      now = source.hub.begin((id) => source.native.pipeTo(sink.native, id))
+    } catch (error) {
+      // Nothing reached the native side: let the abort and cancel below reach it.
+      source.done = false
+      sink.done = false
+      writer?.releaseLock()
+      return settlePipe(this, destination, source, sink, { side: 'source', error })
+    }
+    if (!(now instanceof Promise)) {
+      // The pipe ended within the call (all of the stream had arrived): there is no moment left
+      // in which the streams could be seen piping, so they are settled at once without locks.
+      writer?.releaseLock()
+      return settlePipe(this, destination, source, sink, pipeFailure(now))
+    }
+    // Locked for as long as the pipe runs, as Node's pipe would lock them.
+    const reader = this.getReader()
+    writer ??= destination.getWriter()
+    return now.then((event) => finishPipe(reader, writer, source, sink, pipeFailure(event)))
   }
+}
+
+/** The failure a native pipe's end event reports, or null when the pipe finished. */
+function pipeFailure(event) {
+  return event.side ? { side: event.side, error: fromNative({ message: event.message }) } : null
+}
+
+/** `finishPipe` for a pipe that ended while nothing held the streams' locks. */
+async function settlePipe(readable, writable, source, sink, failure) {
+  if (failure === null) {
+    source.controller.close()
+    return writable.close()
+  }
+  if (failure.side === 'source') {
+    source.controller.error(failure.error)
+    await writable.abort(failure.error)
+  } else {
+    sink.controller.error(failure.error)
+    await readable.cancel(failure.error)
+  }
+  throw failure.error
 }
 
 /**
@@ -227,16 +265,18 @@ async function finishPipe(reader, writer, source, sink, failure) {
   if (failure !== null) throw failure.error
 }
 
+const newReceiveStream = streamFactory(ReadableStream, WebTransportReceiveStream.prototype)
+
 function readableFrom(native, hub) {
-  return new WebTransportReceiveStream(native, hub)
+  return newReceiveStream(new ReceiveSource(native, hub), { highWaterMark: 0 })
 }
 
 function writableFrom(native) {
-  return new WebTransportSendStream(native)
+  return newSendStream(new SendSink(native), { highWaterMark: WRITE_HIGH_WATER_MARK })
 }
 
 function bidirectionalFrom(native, hub) {
-  return { readable: new WebTransportReceiveStream(native, hub), writable: new WebTransportSendStream(native) }
+  return { readable: readableFrom(native, hub), writable: writableFrom(native) }
 }
 
 module.exports = {
