@@ -1,14 +1,16 @@
 //! One persistent crossing per server for everything JS waits on (a session's end, its next
 //! streams or datagrams, a native pipe's end). An awaited `#[napi] async fn` costs 5-10 us and
 //! creates a threadsafe function of its own each time; a session kept four of them pending. Here
-//! a wait is a tokio task that, when done, queues the wait's id; the first
-//! id queued since JS last drained schedules one call of the server's threadsafe function, which
-//! drains every id queued by then. JS keeps the id's resolver and fetches the result with a
+//! a wait is polled once on the JS thread, then parked until woken and finished as a tokio task,
+//! which queues the wait's id; the first id queued since JS last drained schedules one call of
+//! the server's threadsafe function, which drains every id queued by then. JS keeps the id's resolver and fetches the result with a
 //! synchronous call (0.1 us).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 
 use napi::bindgen_prelude::ToNapiValue;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -54,37 +56,31 @@ impl Hub {
         })
     }
 
-    /// Runs `wait` on the runtime; when it finishes (or panics, or is dropped) the event it
-    /// produced, or a bare one, is delivered to JS under `id`. Keeps Node alive meanwhile, as the
+    /// Polls `wait` once here, on the JS thread. When it is already done (the streams were
+    /// queued; the data, FIN and room for a pipe were all there) its event is returned at once
+    /// and nothing is delivered later. Otherwise the wait is parked until whatever it waits on
+    /// wakes it, and only then moved onto the runtime as a task, which finishes it and delivers
+    /// its event (or a bare one, if it panics or is dropped) to JS under `id`. Spawning it from
+    /// here instead would wake a parked runtime thread just to poll it into waiting again: a
+    /// context switch on each side per wait. Keeps Node alive while the wait is pending, as the
     /// awaited call it replaces did. On the JS thread only.
-    fn begin<F>(self: &Arc<Self>, env: &Env, id: u32, wait: F)
-    where
-        F: Future<Output = ReadyEvent> + Send + 'static,
-    {
-        self.adjust_pending(env, 1);
-        let delivery = Delivery { hub: self.clone(), id, event: None };
-        napi::bindgen_prelude::spawn(async move {
-            let mut delivery = delivery;
-            delivery.event = Some(wait.await);
-        });
-    }
-
-    /// As [`Self::begin`], but polls `wait` once here first: when it is already done (the streams
-    /// were queued, the data, FIN and room for a pipe were all there) its event is returned at
-    /// once and nothing is spawned or delivered later. Saves a task, a wake of the runtime and a
-    /// delivery in the common case.
     pub(crate) fn now_or_begin<F>(self: &Arc<Self>, env: &Env, id: u32, wait: F) -> Option<ReadyEvent>
     where
         F: Future<Output = ReadyEvent> + Send + 'static,
     {
-        let mut wait = Box::pin(wait);
-        // A noop waker loses nothing: every future polled here keeps the waker of its last poll,
-        // and the task polls it again with a real one.
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        if let std::task::Poll::Ready(event) = wait.as_mut().poll(&mut context) {
+        let parked = Arc::new(Parked { woken: AtomicBool::new(false), wait: Mutex::new(None) });
+        let waker = Waker::from(parked.clone());
+        let mut wait: Pin<Box<dyn Future<Output = ReadyEvent> + Send>> = Box::pin(wait);
+        if let Poll::Ready(event) = wait.as_mut().poll(&mut Context::from_waker(&waker)) {
             return Some(event);
         }
-        self.begin(env, id, wait);
+        self.adjust_pending(env, 1);
+        let delivery = Delivery { hub: self.clone(), id, event: None };
+        *parked.lock() = Some((wait, delivery));
+        // A wake that came between the poll and the line above found nothing to spawn.
+        if parked.woken.load(Ordering::SeqCst) {
+            parked.spawn();
+        }
         None
     }
 
@@ -110,6 +106,46 @@ impl Hub {
                 sys::napi_unref_threadsafe_function(env.raw(), self.callback.raw());
             }
         }
+    }
+}
+
+type ParkedWait = (Pin<Box<dyn Future<Output = ReadyEvent> + Send>>, Delivery);
+
+/// A pending wait between its first poll (on the JS thread) and its first wake. It is its own
+/// waker: the wake moves it onto the runtime. It is only ever referenced by the wakers that what
+/// it waits on keeps, so a wait that is never woken is never polled again (everything it waits
+/// on wakes it when it ends: the session, the stream).
+struct Parked {
+    woken: AtomicBool,
+    wait: Mutex<Option<ParkedWait>>,
+}
+
+impl Parked {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ParkedWait>> {
+        self.wait.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves the wait onto the runtime, once: later wakes find it gone (the task polls it with a
+    /// waker of its own).
+    fn spawn(&self) {
+        let taken = self.lock().take();
+        if let Some((wait, delivery)) = taken {
+            napi::bindgen_prelude::spawn(async move {
+                let mut delivery = delivery;
+                delivery.event = Some(wait.await);
+            });
+        }
+    }
+}
+
+impl Wake for Parked {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.spawn();
     }
 }
 
