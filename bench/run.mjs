@@ -87,17 +87,22 @@ const MODES = smoke
       dgram10k: { args: ['dgram', '--seconds', '5', '--rate', '10000'], timeoutMs: 30_000 },
       sessions: { args: ['sessions', '--count', '200'], hold: true, timeoutMs: 60_000 },
     }
-// Unmeasured warm-up pass against the same fresh server before each measured run (all servers
-// alike): a long-running server is warm, and without it the JS server's figures mostly measured
-// V8 compiling the echo (rr 7,600 streams/s cold against 12,000 warm on the same build).
-// --no-warmup measures cold servers.
+// Unmeasured warm-up passes against the same fresh server before each measured run (all servers
+// alike): a long-running server is warm. Each pass is one wt-load run, so it brings new sessions,
+// and that is what the JS server needs: V8 specialises the echo's code to the first sessions it
+// sees and deoptimises it for the next ones (the closures and objects of a new session), and only
+// settles after a few generations of sessions. Back-to-back rr passes of 5,000 streams (10 new
+// sessions each) on one JS server measured 17k, 21k, 25k, then 26-29k streams/s from the fourth
+// on, and a first pass of 20,000 streams did not shorten that; bulk passes of 100 MB with bytes
+// through JS measured 150, 170, then 280 MB/s from the third on. (b) and (c) measured the same
+// from their first pass (bench/README.md, profile 7). --no-warmup measures cold servers.
 const WARMUP = {
-  bulk: ['bulk', '--bytes', '20000000'],
-  rr: ['rr', '--sessions', '10', '--rounds', '100'],
-  dgram: ['dgram', '--seconds', '1'],
-  dgram10k: ['dgram', '--seconds', '1', '--rate', '10000'],
-  dgramRate: ['dgram', '--seconds', '1', '--rate', '10000'],
-  sessions: ['sessions', '--count', '50', '--hold-ms', '100'],
+  bulk: { args: ['bulk', '--bytes', '100000000'], passes: 3 },
+  rr: { args: ['rr', '--sessions', '10', '--rounds', '500'], passes: 4 },
+  dgram: { args: ['dgram', '--seconds', '1'], passes: 2 },
+  dgram10k: { args: ['dgram', '--seconds', '1', '--rate', '10000'], passes: 2 },
+  dgramRate: { args: ['dgram', '--seconds', '1', '--rate', '10000'], passes: 2 },
+  sessions: { args: ['sessions', '--count', '50', '--hold-ms', '100'], passes: 2 },
 }
 const warmup = !smoke && !flag('--no-warmup')
 const dgramRate = option('--dgram-rate')
@@ -321,8 +326,10 @@ async function runOnce(def, modeName, rep) {
     // Idle RSS is a fresh server's, before any client (the warm-up included).
     result.fresh = sample(server.pid, server.port)
     if (warmup && WARMUP[modeName]) {
-      const warm = await runLoad(server.port, { args: WARMUP[modeName], timeoutMs: 30_000 })
-      if (!warm.ok) return { ...record, ok: false, error: `warm-up failed: ${warm.error}` }
+      for (let pass = 0; pass < WARMUP[modeName].passes; pass++) {
+        const warm = await runLoad(server.port, { args: WARMUP[modeName].args, timeoutMs: 30_000 })
+        if (!warm.ok) return { ...record, ok: false, error: `warm-up failed: ${warm.error}` }
+      }
       await sleep(300)
     }
     result.waitedForQuietSeconds = await waitForQuiet(server)
@@ -633,7 +640,9 @@ if (out) {
     date: new Date().toISOString(),
     smoke,
     reps,
-    warmup: warmup ? Object.fromEntries(modeNames.filter((m) => WARMUP[m]).map((m) => [m, WARMUP[m].join(' ')])) : null,
+    warmup: warmup
+      ? Object.fromEntries(modeNames.filter((m) => WARMUP[m]).map((m) => [m, `${WARMUP[m].passes} x ${WARMUP[m].args.join(' ')}`]))
+      : null,
     durationSeconds,
     machine,
     modes: Object.fromEntries(modeNames.map((m) => [m, MODES[m].args.join(' ')])),
