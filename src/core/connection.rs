@@ -111,7 +111,7 @@ impl Conn {
         let mut routes = self.routes();
         match routes.route(session_id, routes.buffered_streams, MAX_BUFFERED_STREAMS) {
             Route::Session(session) => {
-                let _ = session.bidi_tx.send((send, recv));
+                session.incoming_bidi.push((send, recv));
             }
             Route::Buffer => {
                 routes.buffered_streams += 1;
@@ -129,7 +129,7 @@ impl Conn {
         let mut routes = self.routes();
         match routes.route(session_id, routes.buffered_streams, MAX_BUFFERED_STREAMS) {
             Route::Session(session) => {
-                let _ = session.uni_tx.send(recv);
+                session.incoming_uni.push(recv);
             }
             Route::Buffer => {
                 routes.buffered_streams += 1;
@@ -180,10 +180,10 @@ impl Conn {
             routes.buffered_streams -= pending.bidi.len() + pending.uni.len();
             routes.buffered_datagrams -= pending.datagrams.len();
             for stream in pending.bidi {
-                let _ = session.bidi_tx.send(stream);
+                session.incoming_bidi.push(stream);
             }
             for stream in pending.uni {
-                let _ = session.uni_tx.send(stream);
+                session.incoming_uni.push(stream);
             }
             for datagram in pending.datagrams {
                 session.push_datagram(datagram);
