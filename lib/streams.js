@@ -207,18 +207,18 @@ class WebTransportReceiveStream extends ReadableStream {
       source.done = false
       sink.done = false
       writer?.releaseLock()
-      return settlePipe(this, destination, source, sink, { side: 'source', error })
+      return finishPipe(this, destination, source, sink, { side: 'source', error })
     }
     if (!(now instanceof Promise)) {
       // The pipe ended within the call (all of the stream had arrived): there is no moment left
       // in which the streams could be seen piping, so they are settled at once without locks.
       writer?.releaseLock()
-      return settlePipe(this, destination, source, sink, pipeFailure(now))
+      return finishPipe(this, destination, source, sink, pipeFailure(now))
     }
     // Locked for as long as the pipe runs, as Node's pipe would lock them.
     const reader = this.getReader()
     writer ??= destination.getWriter()
-    return now.then((event) => finishPipe(reader, writer, source, sink, pipeFailure(event)))
+    return now.then((event) => finishPipe(reader, writer, source, sink, pipeFailure(event), true))
   }
 }
 
@@ -227,41 +227,28 @@ function pipeFailure(event) {
   return event.side ? { side: event.side, error: fromNative({ message: event.message }) } : null
 }
 
-/** `finishPipe` for a pipe that ended while nothing held the streams' locks. */
-async function settlePipe(readable, writable, source, sink, failure) {
-  if (failure === null) {
-    source.controller.close()
-    return writable.close()
-  }
-  if (failure.side === 'source') {
-    source.controller.error(failure.error)
-    await writable.abort(failure.error)
-  } else {
-    sink.controller.error(failure.error)
-    await readable.cancel(failure.error)
-  }
-  throw failure.error
-}
-
 /**
  * Brings the JS streams to where the native pipe left the native ones, as Node's pipe would
  * have: both closed; or the failed side errored and the other aborted or cancelled with the same
- * error (natively that already happened, so the sink and source do nothing more). Then releases
- * both locks and settles like `pipeTo`.
+ * error (natively that already happened, so the sink and source do nothing more). `readSide` and
+ * `writeSide` are the streams themselves, or the reader and writer that lock them; those locks
+ * are released (`locked`) before it settles like `pipeTo`.
  */
-async function finishPipe(reader, writer, source, sink, failure) {
+async function finishPipe(readSide, writeSide, source, sink, failure, locked = false) {
   if (failure === null) {
     source.controller.close()
-    await writer.close()
+    await writeSide.close()
   } else if (failure.side === 'source') {
     source.controller.error(failure.error)
-    await writer.abort(failure.error)
+    await writeSide.abort(failure.error)
   } else {
     sink.controller.error(failure.error)
-    await reader.cancel(failure.error)
+    await readSide.cancel(failure.error)
   }
-  reader.releaseLock()
-  writer.releaseLock()
+  if (locked) {
+    readSide.releaseLock()
+    writeSide.releaseLock()
+  }
   if (failure !== null) throw failure.error
 }
 

@@ -14,8 +14,8 @@
 // every brand check) with a `new.target` that extends JSTransferable (found as the parent class of
 // `net.BlockList`, a public class), then given its real prototype. What such a stream lacks on
 // Node 20 is transferability: postMessage or structuredClone with it in the transfer list throws
-// a TypeError, ERR_INVALID_TRANSFER_OBJECT (README: "Streams"). Where the shortcut is not there (another Node, or its
-// internals changed), streams are constructed the ordinary way.
+// a TypeError, ERR_INVALID_TRANSFER_OBJECT (README: "Streams"). Where the shortcut is not there
+// (another Node, or its internals changed), streams are constructed the ordinary way.
 
 const { ReadableStream, WritableStream } = require('node:stream/web')
 const { BlockList } = require('node:net')
@@ -37,19 +37,11 @@ const kUnderlying = Symbol('webtransport-napi.underlying')
  * factory and `kUnderlying` set first.
  */
 function streamFactory(Stream, prototype) {
-  if (!skipTransferCopy) {
-    const target = prototype.constructor
-    return (underlying, strategy) => {
-      const stream = Reflect.construct(Stream, [underlying, strategy], target)
-      stream[kUnderlying] = underlying
-      return stream
-    }
-  }
-  const target = class AlreadyTransferable extends JSTransferable {}
+  const target = skipTransferCopy ? class AlreadyTransferable extends JSTransferable {} : prototype.constructor
   return (underlying, strategy) => {
     const stream = Reflect.construct(Stream, [underlying, strategy], target)
     stream[kUnderlying] = underlying
-    return Object.setPrototypeOf(stream, prototype)
+    return skipTransferCopy ? Object.setPrototypeOf(stream, prototype) : stream
   }
 }
 
@@ -58,4 +50,4 @@ const newReadableStream = streamFactory(ReadableStream, ReadableStream.prototype
 /** `new WritableStream(sink, strategy)`, without the transfer copy. */
 const newWritableStream = streamFactory(WritableStream, WritableStream.prototype)
 
-module.exports = { streamFactory, newReadableStream, newWritableStream, kUnderlying, skipTransferCopy }
+module.exports = { streamFactory, newReadableStream, newWritableStream, kUnderlying }

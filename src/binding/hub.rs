@@ -3,8 +3,8 @@
 //! creates a threadsafe function of its own each time; a session kept four of them pending. Here
 //! a wait is polled once on the JS thread, then parked until woken and finished as a tokio task,
 //! which queues the wait's id; the first id queued since JS last drained schedules one call of
-//! the server's threadsafe function, which drains every id queued by then. JS keeps the id's resolver and fetches the result with a
-//! synchronous call (0.1 us).
+//! the server's threadsafe function, which drains every id queued by then. JS keeps the id's
+//! resolver and fetches the result with a synchronous call (0.1 us).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,7 +31,8 @@ pub struct ReadyEvent {
 /// call is made there, so one call delivers every event queued until then.
 pub struct Drain(Arc<Hub>);
 
-/// Weak: a hub never keeps Node alive by itself; `Hub::begin` refs it while waits are pending.
+/// Weak: a hub never keeps Node alive by itself; `Hub::now_or_begin` refs it while waits are
+/// pending.
 pub(crate) type ReadyCallback = ThreadsafeFunction<Drain, (), Drain, Status, false, true>;
 
 pub struct Hub {
@@ -41,7 +42,7 @@ pub struct Hub {
     queue: Mutex<Vec<ReadyEvent>>,
     /// A call is on its way to JS: later events join its drain instead of making another.
     scheduled: AtomicBool,
-    /// Waits begun and not yet delivered. Touched on the JS thread only (begin, drain), which is
+    /// Waits begun and not yet delivered. Touched on the JS thread only (now_or_begin, drain), which is
     /// also where ref/unref must happen.
     pending: Mutex<u64>,
 }
@@ -97,7 +98,7 @@ impl Hub {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let before = *pending;
         *pending = before.saturating_add_signed(delta);
-        // SAFETY: on the JS thread with its env (begin and the drain run nowhere else); the
+        // SAFETY: on the JS thread with its env (now_or_begin and the drain run nowhere else); the
         // threadsafe function is alive while we hold it.
         unsafe {
             if before == 0 && *pending > 0 {

@@ -183,8 +183,8 @@ impl NativeStream {
     /// instead of several per chunk. Returns its event when it is done at once (all the data and
     /// the FIN had arrived and fit), else settles `id` through the hub; with the failure's side and
     /// message when it failed (the other side has then been reset or stopped with the same
-    /// code). The JS layer takes both streams' locks first, so nothing else reads or writes them
-    /// meanwhile.
+    /// code). The JS layer stops reading and writing both streams first (it locks them while the
+    /// pipe runs), so nothing else touches them meanwhile.
     #[napi(catch_unwind)]
     pub fn pipe_to(&self, env: &Env, dest: &NativeStream, id: u32) -> Option<ReadyEvent> {
         let (recv, recv_abort) = (self.recv.clone(), self.recv_abort.clone());
