@@ -6,6 +6,23 @@ const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 
 const root = path.join(__dirname, '..')
+
+// What the suites need beyond npm packages (browsers, aioquic, zig, qemu, the Node binaries of
+// every supported line) comes from one script, the one .ci/run uses. It installs what is missing
+// or, where it cannot (not root, not Debian/Ubuntu), says what to install: then nothing runs,
+// since a suite without its tools would only fail later, and none is skipped.
+const tools = path.join(root, 'scripts', 'install-test-tools.sh')
+if (spawnSync('bash', [tools, '--check'], { cwd: root, stdio: 'ignore' }).status !== 0) {
+  console.log('=== test tools missing: bash scripts/install-test-tools.sh')
+  spawnSync('bash', [tools, '--check'], { cwd: root, stdio: 'inherit' })
+  const installed = spawnSync('bash', [tools], { cwd: root, stdio: 'inherit' })
+  if (installed.status !== 0) {
+    console.log('\nchecks: 0 passed, 1 failed (test tools missing: see above)')
+    process.exit(1)
+  }
+}
+// The venv's python3 (aioquic) and cargo-zigbuild come first.
+const env = { ...process.env, PATH: `${path.join(root, '.tools', 'venv', 'bin')}${path.delimiter}${process.env.PATH}` }
 const steps = [
   ['cargo fmt', 'cargo', ['fmt', '--all', '--check']],
   ['clippy (binding + core)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--all-targets', '--locked', '--', '-D', 'warnings']],
@@ -28,7 +45,7 @@ for (const [name, cmd, args] of steps) {
   if (only.length && !only.some((o) => name.includes(o))) continue
   console.log(`\n=== ${name}: ${path.basename(cmd)} ${args.join(' ')}`)
   const started = Date.now()
-  const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' })
+  const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env })
   const seconds = ((Date.now() - started) / 1000).toFixed(1)
   if (result.status === 0) {
     passed++
