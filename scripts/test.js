@@ -34,7 +34,7 @@ const steps = [
   ['addon build (release)', process.execPath, [path.join(root, 'scripts', 'build.js')]],
   ['wt-client build (release)', 'cargo', ['build', '--release', '-p', 'wt-client', '--locked']],
   ['addon build (fault-injection, debug)', process.execPath, [path.join(root, 'scripts', 'build.js'), '--fault-injection']],
-  ['node --test', process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', '__test__/']],
+  ['node --test', process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', '__test__/*.test.mjs']],
   ['bench smoke (content-checked, a few s per mode)', process.execPath, [path.join(root, 'bench', 'run.mjs'), '--smoke']],
 ]
 
