@@ -3,34 +3,32 @@
 // connection with H3_INTERNAL_ERROR, and the server emits 'fault' (WT_ERR_INTERNAL) or, with no
 // listener, a process warning; it keeps serving, and the process still exits after close().
 //
-// The fault build is `node scripts/build.js --fault-injection` (npm test runs it); it is loaded
-// here through a copy of the package's JS next to it, so the JS under test is the real one.
+// The fault build is `napi build --features fault-injection -o build/fault-injection` (npm test
+// runs it). The package's own loader takes it through NAPI_RS_NATIVE_LIBRARY_PATH, set before the
+// package is first required and inherited by child processes, so the JS under test is the real one.
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { runNodeScript } from './support/node-child.mjs'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { assertClientBuilt, assertClientOk, runWtClient } from './support/wt-client.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const faultAddon = path.join(root, 'build', 'fault-injection', 'webtransport_napi.node')
-let packageDir
+const faultAddon = path.join(root, 'build', 'fault-injection', 'webtransport-napi.node')
 
 before(() => {
-  assert.ok(fs.existsSync(faultAddon), `${faultAddon} is missing: run \`node scripts/build.js --fault-injection\``)
-  packageDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wt-fault-build-'))
-  fs.cpSync(path.join(root, 'lib'), path.join(packageDir, 'lib'), { recursive: true })
-  fs.copyFileSync(path.join(root, 'index.js'), path.join(packageDir, 'index.js'))
-  fs.mkdirSync(path.join(packageDir, 'build'))
-  fs.copyFileSync(faultAddon, path.join(packageDir, 'build', 'webtransport_napi.node'))
+  assert.ok(
+    fs.existsSync(faultAddon),
+    `${faultAddon} is missing: run \`npx napi build --features fault-injection -o build/fault-injection --dts binding.d.ts\``,
+  )
+  process.env.NAPI_RS_NATIVE_LIBRARY_PATH = faultAddon
 })
 
 /** A server on the fault build that echoes bidirectional streams. */
 async function startFaultServer() {
-  const { Server, generateCertificate } = createRequire(path.join(packageDir, 'index.js'))('./index.js')
+  const { Server, generateCertificate } = createRequire(import.meta.url)('../index.js')
   const certificate = generateCertificate({ hostnames: ['127.0.0.1'], days: 10 })
   const server = new Server({ port: 0, host: '127.0.0.1', cert: certificate.cert, key: certificate.key })
   server.on('session', async (session) => {
@@ -109,7 +107,7 @@ test('after a fault, the process still exits by itself after close()', { timeout
   const script = `
     const { createRequire } = require('node:module')
     const { execFile } = require('node:child_process')
-    const { Server, generateCertificate } = createRequire(${JSON.stringify(path.join(packageDir, 'index.js'))})('./index.js')
+    const { Server, generateCertificate } = require(${JSON.stringify(root)})
     const certificate = generateCertificate({ hostnames: ['127.0.0.1'], days: 10 })
     const server = new Server({ port: 0, host: '127.0.0.1', cert: certificate.cert, key: certificate.key })
     server.on('fault', async (error) => {

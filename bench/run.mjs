@@ -22,7 +22,7 @@
 //   --quiet-budget S seconds the whole run may wait, before a run, for other processes to go
 //                    below 0.3 cores (default 60, smoke 0); the wait is recorded per run
 //   --no-warmup      skip the unmeasured warm-up pass before each run (smoke never warms up)
-//   --no-build       use what is built (build/ addon, <target>/release binaries)
+//   --no-build       use what is built (the addon beside binding.js, <target>/release binaries)
 //   --out FILE       where to write the JSON (default bench/results.json; smoke: none)
 // Exit status: 0 when every run passed its content checks and every server answered, else 1.
 import { spawn, spawnSync } from 'node:child_process'
@@ -138,7 +138,7 @@ function run(cmd, args) {
 
 if (!flag('--no-build')) {
   const t = Date.now()
-  run(process.execPath, [path.join(root, 'scripts', 'build.js')])
+  run('npm', ['run', 'build'])
   const locked = fs.existsSync(path.join(root, 'Cargo.lock')) ? ['--locked'] : []
   run(process.env.CARGO || 'cargo', ['build', '--release', ...locked, '-p', 'wt-load', '-p', 'wtransport-echo', '-p', 'core-echo'])
   log(`bench: build took ${((Date.now() - t) / 1000).toFixed(1)} s`)
