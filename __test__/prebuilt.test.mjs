@@ -185,3 +185,22 @@ test('the glibc binaries need glibc 2.17 at most; the musl binaries link musl li
     }
   }
 })
+
+// Debian's musl package (scripts/install-test-tools.sh): the loader Alpine uses, at version 1.2.3.
+const MUSL_LOADER = '/lib/ld-musl-x86_64.so.1'
+
+test("musl's own loader finds every symbol of the linux-x64-musl binary except Node-API's", () => {
+  assert.ok(fs.existsSync(MUSL_LOADER), `${MUSL_LOADER} is missing: run scripts/install-test-tools.sh (Debian: musl)`)
+  // In ldd mode the loader maps the binary and its libraries and reports each symbol it cannot
+  // bind; only Node itself provides the napi_* ones.
+  const listed = spawnSync(MUSL_LOADER, ['--list', release.platformAddons['linux-x64-musl']], { encoding: 'utf8' })
+  const output = `${listed.stdout}${listed.stderr}`
+  assert.match(output, /^\s*libc\.so => \/lib\/ld-musl-x86_64\.so\.1 /m, output)
+  const unbound = [...output.matchAll(/Error relocating [^:]+: (\S+): symbol not found/g)].map((m) => m[1])
+  assert.ok(unbound.length > 0, `the Node-API symbols are reported unbound:\n${output}`)
+  assert.deepEqual(
+    unbound.filter((name) => !name.startsWith('napi_')),
+    [],
+    'symbols musl does not have',
+  )
+})
