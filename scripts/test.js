@@ -3,6 +3,7 @@
 // `npm test`: every check the project keeps, in order, with one summary line at the end.
 // Cheap static checks first so a formatting slip fails in seconds, not after a build.
 const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
 const path = require('node:path')
 
 const root = path.join(__dirname, '..')
@@ -41,6 +42,12 @@ changed="$(git status --porcelain -- binding.js binding.d.ts npm)"
 echo "$changed"
 echo "these differ from what napi generates: commit them as generated (never edit them by hand)"
 exit 1`
+const suites = fs
+  .readdirSync(path.join(root, '__test__'))
+  .filter((file) => file.endsWith('.test.mjs'))
+  .map((file) => path.join('__test__', file))
+const installSuites = ['__test__/prebuilt.test.mjs', '__test__/source-build.test.mjs']
+const nodeTest = (files) => ['--test', '--test-concurrency=1', '--test-timeout=180000', ...files]
 const steps = [
   ['cargo fmt', 'cargo', ['fmt', '--all', '--check']],
   ['clippy (binding + core)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--all-targets', '--locked', '--', '-D', 'warnings']],
@@ -62,7 +69,10 @@ const steps = [
     process.execPath,
     [napi, 'build', '--features', 'fault-injection', '-o', 'build/fault-injection', '--dts', 'binding.d.ts'],
   ],
-  ['node --test', process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', '__test__/*.test.mjs']],
+  ['node --test (suites)', process.execPath, nodeTest(suites.filter((file) => !installSuites.includes(file)))],
+  // These two install the packed package and run it on every supported Node line themselves, so
+  // .ci/run runs them once, not once per line.
+  ['node --test (install paths)', process.execPath, nodeTest(installSuites)],
   // --no-build: the smoke runs on the linux-x64-gnu release binary built above, which `npm run build`
   // (bench's own build) would replace with one for this machine's glibc, under later suites too.
   ['bench build (release)', 'cargo', ['build', '--release', '--locked', '-p', 'wt-load', '-p', 'wtransport-echo', '-p', 'core-echo']],
