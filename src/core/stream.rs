@@ -114,7 +114,7 @@ impl SendStream {
             biased;
             result = self.inner.write_chunk(data) => result.map_err(write_error),
             () = self.session_gone.cancelled() => {
-                let _ = self.inner.reset(code::WT_SESSION_GONE.try_into().unwrap_or_default());
+                self.abandon();
                 Err(session_gone())
             }
         }
@@ -149,6 +149,13 @@ impl SendStream {
             let _ = acked.await;
         });
         Ok(())
+    }
+
+    /// Abandons the stream because its session has ended: RESET_STREAM with WT_SESSION_GONE, as
+    /// the draft asks of a session's streams. Dropped unfinished instead, quinn would end it with
+    /// a FIN, as if it were complete.
+    pub fn abandon(&mut self) {
+        let _ = self.inner.reset(code::WT_SESSION_GONE.try_into().unwrap_or_default());
     }
 
     /// Abandons the stream with RESET_STREAM carrying the application `code`.
@@ -232,10 +239,16 @@ impl RecvStream {
                 Err(e) => Err(read_error(e)),
             },
             () = self.session_gone.cancelled() => {
-                let _ = self.inner.stop(code::WT_SESSION_GONE.try_into().unwrap_or_default());
+                self.abandon();
                 Err(session_gone())
             }
         }
+    }
+
+    /// Abandons the stream because its session has ended: STOP_SENDING with WT_SESSION_GONE
+    /// (dropped, quinn would send code 0).
+    pub fn abandon(&mut self) {
+        let _ = self.inner.stop(code::WT_SESSION_GONE.try_into().unwrap_or_default());
     }
 
     /// Asks the peer to stop sending, with STOP_SENDING carrying the application `code`.
