@@ -60,11 +60,16 @@ struct UnacknowledgedList {
     /// Length at which acknowledged entries are swept out; doubles with the live count, so a
     /// long session with many streams keeps O(1) amortised work per stream and bounded memory.
     sweep_at: usize,
+    /// The session has ended: nothing will wait for acknowledgements any more.
+    released: bool,
 }
 
 impl Unacknowledged {
     fn push(&self, acked: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut list = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if list.released {
+            return;
+        }
         if list.acks.len() >= list.sweep_at {
             list.acks.retain_mut(|ack| poll_once(ack.as_mut()).is_none());
             list.sweep_at = (list.acks.len() * 2).max(64);
@@ -81,6 +86,14 @@ impl Unacknowledged {
                 return;
             }
         }
+    }
+
+    /// Drops every wait and takes no more, once the session has ended: each holds a handle to the
+    /// connection, which keeps all of quinn's state for it alive.
+    pub(crate) fn release(&self) {
+        let mut list = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        list.released = true;
+        list.acks = Vec::new();
     }
 }
 
