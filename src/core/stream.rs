@@ -222,18 +222,26 @@ impl RecvStream {
     /// already received is what lets a binding cross into JS once per many packets.
     pub async fn read_gathered(&mut self, max: usize) -> Result<Option<Vec<u8>>, Error> {
         let Some(first) = self.read(max).await? else { return Ok(None) };
-        if first.len() >= max {
-            return Ok(Some(first.to_vec()));
-        }
-        let mut out = Vec::with_capacity(max.min(first.len() * 16).max(first.len()));
-        out.extend_from_slice(&first);
+        let mut out = first.to_vec();
         while out.len() < max {
             match poll_once(self.inner.read_chunk(max - out.len(), true)) {
-                Some(Ok(Some(chunk))) => out.extend_from_slice(&chunk.bytes),
+                Some(Ok(Some(chunk))) => {
+                    // A burst: room for many packets at once, not a regrowth every few.
+                    if out.len() == first.len() {
+                        out.reserve(max.min(first.len() * 16).saturating_sub(out.len()));
+                    }
+                    out.extend_from_slice(&chunk.bytes);
+                }
                 // Not ready, finished or failed: return what we have; the next read reports the
                 // end or the error.
                 _ => break,
             }
+        }
+        // The buffer lives on as it is, in a JS Buffer until V8 collects it or in QUIC's send
+        // buffer until the pipe's write is acknowledged: room reserved for more of a burst than
+        // came must not live on with it (a 1 kB message used to hold 16 kB).
+        if out.capacity() > 2 * out.len() {
+            out.shrink_to_fit();
         }
         Ok(Some(out))
     }
