@@ -156,7 +156,7 @@ export interface SessionCloseInfo {
  * finished; or, on a failure, the other side reset or stopped with the failure's code and the
  * promise rejected with it. With any option set, or into another stream, it is Node's `pipeTo`.
  * When the whole stream had already arrived, the native pipe ends within the call and `pipeTo`
- * returns with neither stream locked. On Node 20 the stream is not transferable (README).
+ * returns with neither stream locked.
  */
 export class WebTransportReceiveStream extends ReadableStream<Uint8Array> {
   private constructor()

@@ -143,7 +143,7 @@ class WebTransportSession {
   }
 
   // The session's streams are made on first access, not with the session: each WHATWG stream
-  // costs Node 20 ~2 kB of heap and ~12 us, and a session that never reads datagrams (say)
+  // costs about 1-2 kB of heap and a few us, and a session that never reads datagrams (say)
   // should not pay for them. Nothing is lost meanwhile: what arrives waits natively, as it does
   // between reads.
 

@@ -147,7 +147,7 @@ class WebTransportSendStream extends WritableStream {
   }
 }
 
-const newSendStream = streamFactory(WritableStream, WebTransportSendStream.prototype)
+const newSendStream = streamFactory(WritableStream, WebTransportSendStream)
 
 /** Options that the native pipe honours exactly: the defaults. Anything else takes Node's pipe. */
 function defaultPipeOptions(options) {
@@ -252,7 +252,7 @@ async function finishPipe(readSide, writeSide, source, sink, failure, locked = f
   if (failure !== null) throw failure.error
 }
 
-const newReceiveStream = streamFactory(ReadableStream, WebTransportReceiveStream.prototype)
+const newReceiveStream = streamFactory(ReadableStream, WebTransportReceiveStream)
 
 function readableFrom(native, hub) {
   return newReceiveStream(new ReceiveSource(native, hub), { highWaterMark: 0 })

@@ -7,7 +7,7 @@ use napi_derive::napi;
 use super::error::to_js;
 use super::hub::{ready, Hub, ReadyEvent};
 use super::request::{request_fields, RequestFields};
-use super::stream::NativeStream;
+use super::stream::{NativeStream, StreamHalves};
 use crate::core::{ErrorCode, RecvStream, SendStream, Session, SessionEnd};
 
 /// How a session ended, for JS.
@@ -52,16 +52,58 @@ pub struct NativeSession {
     hub: Arc<Hub>,
     accepted_bidi: Arc<Mutex<Vec<(SendStream, RecvStream)>>>,
     accepted_uni: Arc<Mutex<Vec<RecvStream>>>,
+    streams: Arc<HandedOut>,
+}
+
+/// The streams a session handed to JS, so that its end lets go of their halves: every read and
+/// write would fail from then on, and a stream JS neither read to its end nor finished would
+/// otherwise keep its halves, and through them the connection's state, until V8 collects it.
+#[derive(Default)]
+struct HandedOut {
+    list: Mutex<HandedOutList>,
+}
+
+#[derive(Default)]
+struct HandedOutList {
+    streams: Vec<StreamHalves>,
+    /// Length at which streams whose halves are gone are swept out; doubles with the count still
+    /// held, so a long session keeps O(1) amortised work per stream and bounded memory.
+    sweep_at: usize,
+}
+
+impl HandedOut {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HandedOutList> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, halves: StreamHalves) {
+        let mut list = self.lock();
+        if list.streams.len() >= list.sweep_at {
+            list.streams.retain(StreamHalves::held);
+            list.sweep_at = (list.streams.len() * 2).max(64);
+        }
+        list.streams.push(halves);
+    }
+
+    /// Lets go of every half still held, at the session's end.
+    fn release(&self) {
+        let streams = std::mem::take(&mut self.lock().streams);
+        for halves in streams {
+            halves.release();
+        }
+    }
 }
 
 impl NativeSession {
     pub(crate) fn new(session: Session, hub: Arc<Hub>) -> Self {
         super::live::created(&super::live::SESSIONS);
-        Self { session, hub, accepted_bidi: Arc::default(), accepted_uni: Arc::default() }
+        Self { session, hub, accepted_bidi: Arc::default(), accepted_uni: Arc::default(), streams: Arc::default() }
     }
 
     fn stream(&self, send: Option<SendStream>, recv: Option<RecvStream>) -> NativeStream {
-        NativeStream::new(send, recv, self.hub.clone())
+        let stream = NativeStream::new(send, recv, self.hub.clone(), self.session.clone());
+        self.streams.add(stream.halves());
+        stream
     }
 }
 
@@ -144,9 +186,12 @@ impl NativeSession {
     /// Settles `id` when the session has ended; `end` then says how.
     #[napi(catch_unwind)]
     pub fn wait_closed(&self, env: &Env, id: u32) -> Option<ReadyEvent> {
-        let session = self.session.clone();
+        let (session, streams) = (self.session.clone(), self.streams.clone());
         self.hub.now_or_begin(env, id, async move {
             session.closed().await;
+            // The JS session starts this wait when it is made (lib/session.js), so this is where
+            // a session's end lets go of its streams.
+            streams.release();
             ready(id)
         })
     }

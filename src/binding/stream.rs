@@ -1,5 +1,5 @@
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use napi::bindgen_prelude::{Buffer, Either3, Null, Uint8Array};
@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::to_js;
 use super::hub::{ready, Hub, ReadyEvent};
-use crate::core::{pipe, Error, ErrorCode, PipeEnd, RecvStream, SendStream};
+use crate::core::{pipe, Error, ErrorCode, PipeEnd, RecvStream, SendStream, Session, SessionEnd};
 
 /// One direction's cancellation: `reset`/`stop` may come while a read or write is in flight
 /// (WHATWG `cancel()` does not wait for a pending pull), so the in-flight call is interrupted and
@@ -25,11 +25,49 @@ struct Abort {
 /// native pipe can hold one stream's receive half and another's send half past the call.
 #[napi]
 pub struct NativeStream {
+    // A half is dropped as soon as it is over: read to its end, finished, failed, cancelled, or
+    // its session ended (`StreamHalves`). A half holds a QUIC stream handle, and with it the whole
+    // connection's state; left to this object, it would go only when V8 collects it, which in a
+    // process that has gone quiet may be never (Node 24's V8 runs no idle-time GC).
     send: Arc<Mutex<Option<SendStream>>>,
     recv: Arc<Mutex<Option<RecvStream>>>,
     send_abort: Arc<Abort>,
     recv_abort: Arc<Abort>,
     hub: Arc<Hub>,
+    /// To tell a half let go with its session from one the stream never had.
+    session: Session,
+}
+
+/// Weak handles on a stream's halves, for its session to let go of at its end.
+pub(crate) struct StreamHalves {
+    send: Weak<Mutex<Option<SendStream>>>,
+    recv: Weak<Mutex<Option<RecvStream>>>,
+}
+
+impl StreamHalves {
+    /// Abandons and drops the halves still there, for a session that has ended. A half in use
+    /// by a read, write or pipe is left to it: that call ends with the session's error and drops
+    /// the half itself.
+    pub(crate) fn release(&self) {
+        if let Some(send) = self.send.upgrade() {
+            if let Some(mut send) = send.try_lock().ok().and_then(|mut half| half.take()) {
+                send.abandon();
+            }
+        }
+        if let Some(recv) = self.recv.upgrade() {
+            if let Some(mut recv) = recv.try_lock().ok().and_then(|mut half| half.take()) {
+                recv.abandon();
+            }
+        }
+    }
+
+    /// Whether a half may still be there (false once both are dropped, or their stream is).
+    pub(crate) fn held(&self) -> bool {
+        fn held<T>(half: &Weak<Mutex<Option<T>>>) -> bool {
+            half.upgrade().is_some_and(|half| half.try_lock().map_or(true, |half| half.is_some()))
+        }
+        held(&self.send) || held(&self.recv)
+    }
 }
 
 /// Why a native pipe failed, and on which side: `"source"` (reading failed; the destination was
@@ -43,26 +81,54 @@ fn local_error(code: ErrorCode, message: &str) -> napi::Error {
     to_js(Error::new(code, message))
 }
 
-/// A unidirectional stream's missing half, or a half already cancelled with `stop`.
-fn no_readable_side() -> napi::Error {
-    to_js(no_readable_side_error())
+/// For a half let go with its session: what a read or write would have failed with, had it been
+/// kept (the core's stream fails with the lost connection, or else with the session's end).
+fn session_ended_error(session: &Session) -> Option<Error> {
+    match session.end()? {
+        SessionEnd::Aborted { message, connection_lost: true } => Some(Error::new(ErrorCode::ConnectionLost, message)),
+        _ => Some(Error::new(ErrorCode::SessionClosed, "the session is closed")),
+    }
 }
 
-fn no_readable_side_error() -> Error {
-    Error::new(ErrorCode::StreamReset, "the stream has no readable side or was cancelled")
+/// A half let go with its session, a unidirectional stream's missing half, or a half already
+/// cancelled with `stop`.
+fn no_readable_side_error(session: &Session) -> Error {
+    session_ended_error(session)
+        .unwrap_or_else(|| Error::new(ErrorCode::StreamReset, "the stream has no readable side or was cancelled"))
 }
 
-/// A unidirectional stream's missing half, or a half already aborted with `reset`.
-fn no_writable_side() -> napi::Error {
-    to_js(no_writable_side_error())
+/// A half let go with its session, a unidirectional stream's missing half, or a half already
+/// aborted with `reset`.
+fn no_writable_side_error(session: &Session) -> Error {
+    session_ended_error(session)
+        .unwrap_or_else(|| Error::new(ErrorCode::StreamStopped, "the stream has no writable side or was aborted"))
 }
 
-fn no_writable_side_error() -> Error {
-    Error::new(ErrorCode::StreamStopped, "the stream has no writable side or was aborted")
+/// Ends a send half that nothing will write to any more (FIN) and lets it go: its data is still
+/// delivered, since quinn keeps a stream's state in the connection, and a session close still
+/// waits for it (`SendStream::finish`).
+fn finish(mut send: SendStream) -> napi::Result<()> {
+    send.finish().map_err(to_js)
+}
+
+/// Drops a receive half once a read found the end of the stream, or failed (reset, session gone,
+/// cancelled): nothing can be read from it any more (see `NativeStream` for why not later).
+fn release_when_over<T>(half: &mut Option<RecvStream>, read: &napi::Result<Option<T>>) {
+    if !matches!(read, Ok(Some(_))) {
+        half.take();
+    }
+}
+
+/// Drops a send half whose write failed (stopped by the peer, reset, session gone): as
+/// [`release_when_over`], nothing can be written to it any more.
+fn release_when_failed<T>(half: &mut Option<SendStream>, written: &napi::Result<T>) {
+    if written.is_err() {
+        half.take();
+    }
 }
 
 impl NativeStream {
-    pub(crate) fn new(send: Option<SendStream>, recv: Option<RecvStream>, hub: Arc<Hub>) -> Self {
+    pub(crate) fn new(send: Option<SendStream>, recv: Option<RecvStream>, hub: Arc<Hub>, session: Session) -> Self {
         super::live::created(&super::live::STREAMS);
         Self {
             send: Arc::new(Mutex::new(send)),
@@ -70,7 +136,20 @@ impl NativeStream {
             send_abort: Arc::default(),
             recv_abort: Arc::default(),
             hub,
+            session,
         }
+    }
+
+    pub(crate) fn halves(&self) -> StreamHalves {
+        StreamHalves { send: Arc::downgrade(&self.send), recv: Arc::downgrade(&self.recv) }
+    }
+
+    fn no_readable_side(&self) -> napi::Error {
+        to_js(no_readable_side_error(&self.session))
+    }
+
+    fn no_writable_side(&self) -> napi::Error {
+        to_js(no_writable_side_error(&self.session))
     }
 }
 
@@ -81,21 +160,18 @@ impl NativeStream {
     pub async fn read(&self, max: u32) -> napi::Result<Option<Buffer>> {
         let mut guard = self.recv.lock().await;
         let Some(recv) = guard.as_mut() else {
-            return Err(no_readable_side());
+            return Err(self.no_readable_side());
         };
-        tokio::select! {
+        let chunk = tokio::select! {
             biased;
             () = self.recv_abort.token.cancelled() => {
                 recv.stop(self.recv_abort.code.load(Ordering::Relaxed));
-                guard.take();
                 Err(local_error(ErrorCode::StreamReset, "the read was cancelled"))
             }
-            chunk = recv.read_gathered(max.max(1) as usize) => match chunk {
-                Ok(Some(bytes)) => Ok(Some(Buffer::from(bytes))),
-                Ok(None) => Ok(None),
-                Err(e) => Err(to_js(e)),
-            },
-        }
+            chunk = recv.read_gathered(max.max(1) as usize) => chunk.map_err(to_js),
+        };
+        release_when_over(&mut guard, &chunk);
+        chunk.map(|bytes| bytes.map(Buffer::from))
     }
 
     /// What has arrived, without waiting: a Buffer, null at the end of the stream, or undefined
@@ -105,13 +181,14 @@ impl NativeStream {
     pub fn read_now(&self, max: u32) -> napi::Result<Either3<Buffer, Null, ()>> {
         let Ok(mut guard) = self.recv.try_lock() else { return Ok(Either3::C(())) };
         let Some(recv) = guard.as_mut() else {
-            return Err(no_readable_side());
+            return Err(self.no_readable_side());
         };
-        match recv.read_now(max.max(1) as usize) {
-            None => Ok(Either3::C(())),
-            Some(Ok(Some(bytes))) => Ok(Either3::A(Buffer::from(bytes))),
-            Some(Ok(None)) => Ok(Either3::B(Null)),
-            Some(Err(e)) => Err(to_js(e)),
+        let Some(chunk) = recv.read_now(max.max(1) as usize) else { return Ok(Either3::C(())) };
+        let chunk = chunk.map_err(to_js);
+        release_when_over(&mut guard, &chunk);
+        match chunk? {
+            Some(bytes) => Ok(Either3::A(Buffer::from(bytes))),
+            None => Ok(Either3::B(Null)),
         }
     }
 
@@ -133,9 +210,11 @@ impl NativeStream {
     pub fn write_now(&self, chunk: Uint8Array) -> napi::Result<u32> {
         let Ok(mut guard) = self.send.try_lock() else { return Ok(0) };
         let Some(send) = guard.as_mut() else {
-            return Err(no_writable_side());
+            return Err(self.no_writable_side());
         };
-        send.write_now(&chunk).map(|n| n as u32).map_err(to_js)
+        let written = send.write_now(&chunk).map(|n| n as u32).map_err(to_js);
+        release_when_failed(&mut guard, &written);
+        written
     }
 
     /// Ends the writable side (FIN) without waiting; false when a write is still in flight (then
@@ -143,10 +222,9 @@ impl NativeStream {
     #[napi(catch_unwind)]
     pub fn finish_now(&self) -> napi::Result<bool> {
         let Ok(mut guard) = self.send.try_lock() else { return Ok(false) };
-        match guard.as_mut() {
-            Some(send) => send.finish().map(|()| true).map_err(to_js),
-            None => Err(no_writable_side()),
-        }
+        // Finished or not, nothing more can be written: the half goes now, not with this object.
+        let send = guard.take().ok_or_else(|| self.no_writable_side())?;
+        finish(send).map(|()| true)
     }
 
     /// Writes the whole chunk; resolves when QUIC flow control has taken it.
@@ -155,27 +233,25 @@ impl NativeStream {
         let data = Bytes::copy_from_slice(&chunk);
         let mut guard = self.send.lock().await;
         let Some(send) = guard.as_mut() else {
-            return Err(no_writable_side());
+            return Err(self.no_writable_side());
         };
-        tokio::select! {
+        let written = tokio::select! {
             biased;
             () = self.send_abort.token.cancelled() => {
                 send.reset(self.send_abort.code.load(Ordering::Relaxed));
-                guard.take();
                 Err(local_error(ErrorCode::StreamStopped, "the write was aborted"))
             }
             written = send.write(data) => written.map_err(to_js),
-        }
+        };
+        release_when_failed(&mut guard, &written);
+        written
     }
 
     /// Ends the writable side cleanly (FIN).
     #[napi]
     pub async fn finish(&self) -> napi::Result<()> {
-        let mut guard = self.send.lock().await;
-        match guard.as_mut() {
-            Some(send) => send.finish().map_err(to_js),
-            None => Err(no_writable_side()),
-        }
+        let send = self.send.lock().await.take().ok_or_else(|| self.no_writable_side())?;
+        finish(send)
     }
 
     /// Copies this stream's readable side into `dest`'s writable side on the connection's
@@ -187,16 +263,16 @@ impl NativeStream {
     /// pipe runs), so nothing else touches them meanwhile.
     #[napi(catch_unwind)]
     pub fn pipe_to(&self, env: &Env, dest: &NativeStream, id: u32) -> Option<ReadyEvent> {
-        let (recv, recv_abort) = (self.recv.clone(), self.recv_abort.clone());
-        let (send, send_abort) = (dest.send.clone(), dest.send_abort.clone());
+        let (recv, recv_abort, source_session) = (self.recv.clone(), self.recv_abort.clone(), self.session.clone());
+        let (send, send_abort, dest_session) = (dest.send.clone(), dest.send_abort.clone(), dest.session.clone());
         self.hub.now_or_begin(env, id, async move {
             let mut recv_guard = recv.lock().await;
             let mut send_guard = send.lock().await;
             let Some(r) = recv_guard.as_mut() else {
-                return pipe_failure(id, "source", no_readable_side_error());
+                return pipe_failure(id, "source", no_readable_side_error(&source_session));
             };
             let Some(s) = send_guard.as_mut() else {
-                return pipe_failure(id, "destination", no_writable_side_error());
+                return pipe_failure(id, "destination", no_writable_side_error(&dest_session));
             };
             // The JS streams are locked, but a teardown may still cancel either side.
             let end = tokio::select! {
@@ -215,14 +291,15 @@ impl NativeStream {
                 }
                 end = pipe(r, s) => end,
             };
-            let (side, error) = match end {
-                PipeEnd::Finished => return ready(id),
-                PipeEnd::SourceFailed(e) => ("source", e),
-                PipeEnd::DestinationFailed(e) => ("destination", e),
-            };
+            // However it ended, both halves are over (the source read to its end or stopped, the
+            // destination finished or reset).
             recv_guard.take();
             send_guard.take();
-            pipe_failure(id, side, error)
+            match end {
+                PipeEnd::Finished => ready(id),
+                PipeEnd::SourceFailed(e) => pipe_failure(id, "source", e),
+                PipeEnd::DestinationFailed(e) => pipe_failure(id, "destination", e),
+            }
         })
     }
 

@@ -41,7 +41,11 @@ pub struct DatagramCounters {
 
 pub(crate) struct SessionShared {
     pub(crate) id: u64,
-    pub(crate) conn: quinn::Connection,
+    /// The QUIC connection while the session lasts. A handle to it keeps all of quinn's state for
+    /// the connection alive, tens of kB even once it is closed, and the application may keep a
+    /// session long after its end (a JS wrapper lives until V8 collects it, which under load can
+    /// be a thousand sessions later), so the end lets it go.
+    link: Mutex<Link>,
     pub(crate) info: Arc<RequestInfo>,
     pub(crate) protocol: String,
     /// Cancelled when the session ends; every stream and wait of the session listens to it.
@@ -63,6 +67,13 @@ pub(crate) struct SessionShared {
     pub(crate) unacknowledged: Arc<Unacknowledged>,
 }
 
+/// What a session holds of its connection.
+enum Link {
+    Open(quinn::Connection),
+    /// The connection's statistics when the session ended.
+    Ended(Box<quinn::ConnectionStats>),
+}
+
 impl SessionShared {
     pub(crate) fn new(
         id: u64,
@@ -76,7 +87,7 @@ impl SessionShared {
         varint::encode(id / 4, &mut prefix);
         let shared = Arc::new(Self {
             id,
-            conn,
+            link: Mutex::new(Link::Open(conn)),
             info,
             protocol,
             gone: CancellationToken::new(),
@@ -121,6 +132,25 @@ impl SessionShared {
         });
         self.gone.cancel();
         self.datagram_ready.notify_waiters();
+        let mut link = self.link();
+        if let Link::Open(conn) = &*link {
+            *link = Link::Ended(Box::new(conn.stats()));
+        }
+        drop(link);
+        self.unacknowledged.release();
+    }
+
+    fn link(&self) -> std::sync::MutexGuard<'_, Link> {
+        self.link.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `f` on the connection, or `None` once the session has ended. Runs under the lock rather
+    /// than on a clone: cloning a `quinn::Connection` takes quinn's connection lock.
+    fn with_conn<R>(&self, f: impl FnOnce(&quinn::Connection) -> R) -> Option<R> {
+        match &*self.link() {
+            Link::Open(conn) => Some(f(conn)),
+            Link::Ended(_) => None,
+        }
     }
 }
 
@@ -257,8 +287,9 @@ impl Session {
 
     /// Opens a bidirectional stream to the client.
     pub async fn open_bi(&self) -> Result<(SendStream, RecvStream), Error> {
+        let conn = self.shared.with_conn(quinn::Connection::clone).ok_or_else(closed_error)?;
         let opened = tokio::select! {
-            opened = self.shared.conn.open_bi() => opened,
+            opened = conn.open_bi() => opened,
             () = self.shared.gone.cancelled() => return Err(closed_error()),
         };
         let (send, recv) =
@@ -270,8 +301,9 @@ impl Session {
 
     /// Opens a unidirectional stream to the client.
     pub async fn open_uni(&self) -> Result<SendStream, Error> {
+        let conn = self.shared.with_conn(quinn::Connection::clone).ok_or_else(closed_error)?;
         let opened = tokio::select! {
-            opened = self.shared.conn.open_uni() => opened,
+            opened = conn.open_uni() => opened,
             () = self.shared.gone.cancelled() => return Err(closed_error()),
         };
         let send = opened.map_err(|e| Error::new(ErrorCode::ConnectionLost, format!("connection lost: {e}")))?;
@@ -292,9 +324,10 @@ impl Session {
     }
 
     /// Largest datagram payload that fits in one QUIC packet now; `None` when the peer does not
-    /// accept datagrams.
+    /// accept datagrams, or the session has ended.
     pub fn max_datagram_size(&self) -> Option<usize> {
-        self.shared.conn.max_datagram_size().map(|m| m.saturating_sub(self.shared.datagram_prefix.len()))
+        let max = self.shared.with_conn(quinn::Connection::max_datagram_size).flatten()?;
+        Some(max.saturating_sub(self.shared.datagram_prefix.len()))
     }
 
     /// Sends one datagram. Unreliable by nature: when QUIC's send buffer is full the oldest
@@ -306,7 +339,8 @@ impl Session {
         let mut datagram = BytesMut::with_capacity(self.shared.datagram_prefix.len() + payload.len());
         datagram.put_slice(&self.shared.datagram_prefix);
         datagram.put_slice(payload);
-        match self.shared.conn.send_datagram(datagram.freeze()) {
+        let sent = self.shared.with_conn(|conn| conn.send_datagram(datagram.freeze())).ok_or_else(closed_error)?;
+        match sent {
             Ok(()) => {
                 self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -411,13 +445,19 @@ impl Session {
         (c.sent.load(Ordering::Relaxed), c.received.load(Ordering::Relaxed), c.dropped_incoming.load(Ordering::Relaxed))
     }
 
-    /// The QUIC connection's statistics.
+    /// The QUIC connection's statistics; once the session has ended, as they were at its end.
     pub fn connection_stats(&self) -> quinn::ConnectionStats {
-        self.shared.conn.stats()
+        match &*self.shared.link() {
+            Link::Open(conn) => conn.stats(),
+            Link::Ended(stats) => **stats,
+        }
     }
 
-    /// Current smoothed round-trip time.
+    /// Current smoothed round-trip time; once the session has ended, the last one.
     pub fn rtt(&self) -> std::time::Duration {
-        self.shared.conn.rtt()
+        match &*self.shared.link() {
+            Link::Open(conn) => conn.rtt(),
+            Link::Ended(stats) => stats.path.rtt,
+        }
     }
 }

@@ -60,11 +60,16 @@ struct UnacknowledgedList {
     /// Length at which acknowledged entries are swept out; doubles with the live count, so a
     /// long session with many streams keeps O(1) amortised work per stream and bounded memory.
     sweep_at: usize,
+    /// The session has ended: nothing will wait for acknowledgements any more.
+    released: bool,
 }
 
 impl Unacknowledged {
     fn push(&self, acked: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut list = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if list.released {
+            return;
+        }
         if list.acks.len() >= list.sweep_at {
             list.acks.retain_mut(|ack| poll_once(ack.as_mut()).is_none());
             list.sweep_at = (list.acks.len() * 2).max(64);
@@ -81,6 +86,14 @@ impl Unacknowledged {
                 return;
             }
         }
+    }
+
+    /// Drops every wait and takes no more, once the session has ended: each holds a handle to the
+    /// connection, which keeps all of quinn's state for it alive.
+    pub(crate) fn release(&self) {
+        let mut list = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        list.released = true;
+        list.acks = Vec::new();
     }
 }
 
@@ -114,7 +127,7 @@ impl SendStream {
             biased;
             result = self.inner.write_chunk(data) => result.map_err(write_error),
             () = self.session_gone.cancelled() => {
-                let _ = self.inner.reset(code::WT_SESSION_GONE.try_into().unwrap_or_default());
+                self.abandon();
                 Err(session_gone())
             }
         }
@@ -149,6 +162,13 @@ impl SendStream {
             let _ = acked.await;
         });
         Ok(())
+    }
+
+    /// Abandons the stream because its session has ended: RESET_STREAM with WT_SESSION_GONE, as
+    /// the draft asks of a session's streams. Dropped unfinished instead, quinn would end it with
+    /// a FIN, as if it were complete.
+    pub fn abandon(&mut self) {
+        let _ = self.inner.reset(code::WT_SESSION_GONE.try_into().unwrap_or_default());
     }
 
     /// Abandons the stream with RESET_STREAM carrying the application `code`.
@@ -202,18 +222,26 @@ impl RecvStream {
     /// already received is what lets a binding cross into JS once per many packets.
     pub async fn read_gathered(&mut self, max: usize) -> Result<Option<Vec<u8>>, Error> {
         let Some(first) = self.read(max).await? else { return Ok(None) };
-        if first.len() >= max {
-            return Ok(Some(first.to_vec()));
-        }
-        let mut out = Vec::with_capacity(max.min(first.len() * 16).max(first.len()));
-        out.extend_from_slice(&first);
+        let mut out = first.to_vec();
         while out.len() < max {
             match poll_once(self.inner.read_chunk(max - out.len(), true)) {
-                Some(Ok(Some(chunk))) => out.extend_from_slice(&chunk.bytes),
+                Some(Ok(Some(chunk))) => {
+                    // A burst: room for many packets at once, not a regrowth every few.
+                    if out.len() == first.len() {
+                        out.reserve(max.min(first.len() * 16).saturating_sub(out.len()));
+                    }
+                    out.extend_from_slice(&chunk.bytes);
+                }
                 // Not ready, finished or failed: return what we have; the next read reports the
                 // end or the error.
                 _ => break,
             }
+        }
+        // The buffer lives on as it is, in a JS Buffer until V8 collects it or in QUIC's send
+        // buffer until the pipe's write is acknowledged: room reserved for more of a burst than
+        // came must not live on with it (a 1 kB message used to hold 16 kB).
+        if out.capacity() > 2 * out.len() {
+            out.shrink_to_fit();
         }
         Ok(Some(out))
     }
@@ -232,10 +260,16 @@ impl RecvStream {
                 Err(e) => Err(read_error(e)),
             },
             () = self.session_gone.cancelled() => {
-                let _ = self.inner.stop(code::WT_SESSION_GONE.try_into().unwrap_or_default());
+                self.abandon();
                 Err(session_gone())
             }
         }
+    }
+
+    /// Abandons the stream because its session has ended: STOP_SENDING with WT_SESSION_GONE
+    /// (dropped, quinn would send code 0).
+    pub fn abandon(&mut self) {
+        let _ = self.inner.stop(code::WT_SESSION_GONE.try_into().unwrap_or_default());
     }
 
     /// Asks the peer to stop sending, with STOP_SENDING carrying the application `code`.

@@ -14,7 +14,9 @@
 //! reset-codes <code,code,...> (RESET_STREAM / STOP_SENDING application codes, both directions),
 //! shutdown <downloads> <bytes> <uploads> <bytes> <pace-ms> <code> <reason...> (streams both ways
 //! across a server close), flood <ms> (streams and datagrams pushed at a server that never reads,
-//! then wait for the server to end the session).
+//! then wait for the server to end the session), soak <sessions> <concurrency> [echoes] (sessions
+//! opened and closed, `concurrency` at a time, each with `echoes` bidi echoes, a uni echo and a
+//! datagram).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -33,7 +35,7 @@ const USAGE: &str = "usage: wt-client --url https://HOST:PORT/PATH --cert-hash <
 [--timeout-ms N] [--origin VALUE] [--header NAME=VALUE]... <scenario> [args]\n\
 scenarios: bidi-echo [bytes] | uni-echo [bytes] | server-streams | datagrams [count] | bulk [bytes] | \
 client-close <code> <reason> | server-close <code> <reason> | expect-refused | reset-codes <code,...> | \
-pipe-errors <code,...> | soak <sessions> <concurrency> | \
+pipe-errors <code,...> | soak <sessions> <concurrency> [echoes] | \
 shutdown <downloads> <bytes> <uploads> <bytes> <pace-ms> <code> <reason> | flood <ms>";
 
 /// HTTP/3 H3_NO_ERROR, used to tear the connection down after a scenario.
@@ -1195,7 +1197,7 @@ async fn run(args: Args) -> Report {
         ServerClose(u32, String),
         ResetCodes(Vec<u32>),
         PipeErrors(Vec<u32>),
-        Soak(u64, u64),
+        Soak { sessions: u64, concurrency: u64, echoes: u64 },
         Shutdown(ShutdownPlan),
         Flood(u64),
     }
@@ -1211,8 +1213,13 @@ async fn run(args: Args) -> Report {
         "server-close" => close_args(&args.rest).map(|(c, r)| Plan::ServerClose(c, r)),
         "reset-codes" => code_list(&args.rest).map(Plan::ResetCodes),
         "pipe-errors" => code_list(&args.rest).map(Plan::PipeErrors),
-        "soak" => num_arg(&args.rest, 0, 1000, "session count")
-            .and_then(|n| num_arg(&args.rest, 1, 8, "concurrency").map(|c| Plan::Soak(n, c.max(1)))),
+        "soak" => (|| {
+            Ok(Plan::Soak {
+                sessions: num_arg(&args.rest, 0, 1000, "session count")?,
+                concurrency: num_arg(&args.rest, 1, 8, "concurrency")?.max(1),
+                echoes: num_arg(&args.rest, 2, 1, "echo count")?,
+            })
+        })(),
         "shutdown" => (|| {
             let count = |i, what| {
                 num_arg(&args.rest, i, 32, what).and_then(|n| u32::try_from(n).map_err(|_| format!("too many {what}")))
@@ -1236,8 +1243,8 @@ async fn run(args: Args) -> Report {
         Err(e) => return Report::fail(e),
     };
 
-    if let Plan::Soak(sessions, concurrency) = plan {
-        return soak(&args, Arc::new(endpoint), sessions, concurrency).await;
+    if let Plan::Soak { sessions, concurrency, echoes } = plan {
+        return soak(&args, Arc::new(endpoint), sessions, concurrency, echoes).await;
     }
     let started = Instant::now();
     let conn = match endpoint.connect(connect_options(&args)).await {
@@ -1259,7 +1266,7 @@ async fn run(args: Args) -> Report {
         Plan::PipeErrors(codes) => pipe_errors(&conn, &codes).await,
         Plan::Shutdown(plan) => shutdown_streams(&conn, plan).await,
         Plan::Flood(ms) => flood(&conn, Duration::from_millis(ms)).await,
-        Plan::Soak(..) => Err("soak runs without a shared connection".into()),
+        Plan::Soak { .. } => Err("soak runs without a shared connection".into()),
     };
     let report = match result {
         Ok(r) => r,
@@ -1270,8 +1277,9 @@ async fn run(args: Args) -> Report {
 }
 
 /// Opens and closes `sessions` sessions, `concurrency` at a time, each on its own connection
-/// with a bidi echo, a uni echo and a datagram exchange; for leak and soak tests.
-async fn soak(args: &Args, endpoint: Arc<Endpoint<Client>>, sessions: u64, concurrency: u64) -> Report {
+/// with `echoes` bidi echoes (one after another), a uni echo and a datagram exchange; for leak
+/// and soak tests.
+async fn soak(args: &Args, endpoint: Arc<Endpoint<Client>>, sessions: u64, concurrency: u64, echoes: u64) -> Report {
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let failures: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -1284,7 +1292,9 @@ async fn soak(args: &Args, endpoint: Arc<Endpoint<Client>>, sessions: u64, concu
                 let outcome = async {
                     let conn = endpoint.connect(options.clone()).await.map_err(|e| format!("connect: {e}"))?;
                     let steps = async {
-                        bidi_echo(&conn, 1000).await?;
+                        for _ in 0..echoes {
+                            bidi_echo(&conn, 1000).await?;
+                        }
                         uni_echo(&conn, 1000).await?;
                         datagrams(&conn, 1).await
                     }
