@@ -132,7 +132,7 @@ test('close() is idempotent and emits close once; asyncDispose closes', async ()
   const other = new Server(base)
   await assert.rejects(other.close({ closeCode: -1 }), (e) => e.code === 'WT_ERR_INVALID_OPTION')
   await other.close()
-  // Node 20 has Symbol.asyncDispose but not the `await using` syntax: call what it would call.
+  // Node 22 has Symbol.asyncDispose but not the `await using` syntax (24 has both): call what it would call.
   const disposable = new Server(base)
   await disposable.ready
   await disposable[Symbol.asyncDispose]()
