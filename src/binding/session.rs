@@ -8,7 +8,7 @@ use super::error::to_js;
 use super::hub::{ready, Hub, ReadyEvent};
 use super::request::{request_fields, RequestFields};
 use super::stream::{NativeStream, StreamHalves};
-use crate::core::{ErrorCode, RecvStream, SendStream, Session, SessionEnd};
+use crate::core::{ErrorCode, RecvStream, SendStream, Session, SessionEnd, SweptList};
 
 /// How a session ended, for JS.
 #[napi(object)]
@@ -60,34 +60,21 @@ pub struct NativeSession {
 /// otherwise keep its halves, and through them the connection's state, until V8 collects it.
 #[derive(Default)]
 struct HandedOut {
-    list: Mutex<HandedOutList>,
-}
-
-#[derive(Default)]
-struct HandedOutList {
-    streams: Vec<StreamHalves>,
-    /// Length at which streams whose halves are gone are swept out; doubles with the count still
-    /// held, so a long session keeps O(1) amortised work per stream and bounded memory.
-    sweep_at: usize,
+    list: Mutex<SweptList<StreamHalves>>,
 }
 
 impl HandedOut {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HandedOutList> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SweptList<StreamHalves>> {
         self.list.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn add(&self, halves: StreamHalves) {
-        let mut list = self.lock();
-        if list.streams.len() >= list.sweep_at {
-            list.streams.retain(StreamHalves::held);
-            list.sweep_at = (list.streams.len() * 2).max(64);
-        }
-        list.streams.push(halves);
+        self.lock().push(halves, |halves| halves.held());
     }
 
     /// Lets go of every half still held, at the session's end.
     fn release(&self) {
-        let streams = std::mem::take(&mut self.lock().streams);
+        let streams = self.lock().take();
         for halves in streams {
             halves.release();
         }

@@ -21,6 +21,7 @@ pub mod request;
 pub mod server;
 pub mod session;
 pub mod stream;
+pub mod swept;
 pub mod tls;
 pub mod varint;
 
@@ -30,3 +31,4 @@ pub use request::RequestInfo;
 pub use server::{Decision, IncomingRequest, RequestHandler, Server};
 pub use session::{Session, SessionEnd};
 pub use stream::{pipe, PipeEnd, RecvStream, SendStream};
+pub use swept::SweptList;

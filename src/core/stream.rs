@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{Error, ErrorCode};
 use super::proto::{app_code_to_h3, code, h3_to_app_code};
+use super::swept::SweptList;
 
 /// WebTransport stream halves alive in this process, across servers: with sessions gone it
 /// returns to zero, which is what leak tests and operators check.
@@ -56,10 +57,7 @@ pub(crate) struct Unacknowledged {
 
 #[derive(Default)]
 struct UnacknowledgedList {
-    acks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
-    /// Length at which acknowledged entries are swept out; doubles with the live count, so a
-    /// long session with many streams keeps O(1) amortised work per stream and bounded memory.
-    sweep_at: usize,
+    acks: SweptList<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
     /// The session has ended: nothing will wait for acknowledgements any more.
     released: bool,
 }
@@ -70,17 +68,13 @@ impl Unacknowledged {
         if list.released {
             return;
         }
-        if list.acks.len() >= list.sweep_at {
-            list.acks.retain_mut(|ack| poll_once(ack.as_mut()).is_none());
-            list.sweep_at = (list.acks.len() * 2).max(64);
-        }
-        list.acks.push(Box::pin(acked));
+        list.acks.push(Box::pin(acked), |ack| poll_once(ack.as_mut()).is_none());
     }
 
     /// Waits until every finished stream so far is acknowledged (or stopped, or the connection
     /// is gone), or until `deadline`.
     pub(crate) async fn wait(&self, deadline: tokio::time::Instant) {
-        let acks = std::mem::take(&mut self.pending.lock().unwrap_or_else(|p| p.into_inner()).acks);
+        let acks = self.pending.lock().unwrap_or_else(|p| p.into_inner()).acks.take();
         for ack in acks {
             if tokio::time::timeout_at(deadline, ack).await.is_err() {
                 return;
@@ -93,7 +87,7 @@ impl Unacknowledged {
     pub(crate) fn release(&self) {
         let mut list = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         list.released = true;
-        list.acks = Vec::new();
+        list.acks.take();
     }
 }
 
