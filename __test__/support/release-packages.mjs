@@ -16,19 +16,20 @@ import http from 'node:http'
 import path from 'node:path'
 import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { parseTriple } from '@napi-rs/cli'
 import { assertClientOk, runWtClient } from './wt-client.mjs'
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
 const napiCli = path.join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
 
-/** The Linux platforms built and checked here: napi-rs's name → Rust target. */
-export const LINUX_TARGETS = {
-  'linux-x64-gnu': 'x86_64-unknown-linux-gnu',
-  'linux-arm64-gnu': 'aarch64-unknown-linux-gnu',
-  'linux-x64-musl': 'x86_64-unknown-linux-musl',
-  'linux-arm64-musl': 'aarch64-unknown-linux-musl',
-}
+/** The Linux platforms of package.json's napi targets, built and checked here: napi-rs's name → Rust target. */
+export const LINUX_TARGETS = Object.fromEntries(
+  pkg.napi.targets
+    .map(parseTriple)
+    .filter(({ platform }) => platform === 'linux')
+    .map(({ platformArchABI, triple }) => [platformArchABI, triple]),
+)
 
 /** The addon `napi build --platform` wrote into the checkout for a platform. */
 export function builtAddon(platform) {
