@@ -17,10 +17,7 @@ venv="$tools/venv"
 check_only=0
 [ "${1:-}" = "--check" ] && check_only=1
 
-versions=()
-while read -r line; do
-  case "$line" in ''|'#'*) ;; *) versions+=("$line") ;; esac
-done < "$root/scripts/node-lines"
+mapfile -t versions < <(grep -Ev '^(#|$)' "$root/scripts/node-lines")
 newest="${versions[${#versions[@]}-1]}"
 rust_targets=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 python_packages=(-r "$root/__test__/clients/requirements.txt" ziglang==0.17.1 cargo-zigbuild==0.24.1)
