@@ -156,6 +156,29 @@ export interface GeneratedCertificate {
   sha256: Buffer
 }
 
+/** WebTransport flow control's limits and their use (draft-ietf-webtrans-http3 §5). */
+export interface NativeFlowStats {
+  /** Stream bytes the client may send in all (our WT_MAX_DATA). */
+  localMaxData: number
+  /** Client stream bytes the application has read. */
+  dataReceived: number
+  /** Stream bytes we may send in all (the client's WT_MAX_DATA). */
+  remoteMaxData: number
+  dataSent: number
+  localMaxStreamsBidi: number
+  localMaxStreamsUni: number
+  remoteMaxStreamsBidi: number
+  remoteMaxStreamsUni: number
+  streamsOpenedByPeerBidi: number
+  streamsOpenedByPeerUni: number
+  streamsOpenedBidi: number
+  streamsOpenedUni: number
+  /** Times a write or a stream opening waited for the client's credit. */
+  blocked: number
+  /** WT_MAX_DATA and WT_MAX_STREAMS capsules sent. */
+  creditCapsulesSent: number
+}
+
 /** Options as the JS layer passes them, already type-checked there; ranges are checked here. */
 export interface NativeServerOptions {
   host: string
@@ -182,6 +205,11 @@ export interface NativeServerOptions {
   congestionControl?: string
   /** Write TLS secrets to the file named by SSLKEYLOGFILE (for Wireshark); off unless asked. */
   keyLog?: boolean
+  /** WebTransport flow control's per-session data window, in bytes (a safe integer). */
+  flowMaxData?: number
+  /** WebTransport flow control's per-session stream windows. */
+  flowMaxStreamsBidi?: number
+  flowMaxStreamsUni?: number
 }
 
 /** Counters for `getStats()`. */
@@ -200,6 +228,8 @@ export interface NativeStats {
   datagramsSent: number
   datagramsReceived: number
   datagramsDroppedIncoming: number
+  /** WebTransport flow control, when the client uses it. */
+  flowControl?: NativeFlowStats
 }
 
 /** A finished wait, as JS receives it. */

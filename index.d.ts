@@ -133,6 +133,25 @@ export interface ServerOptions {
   congestionControl?: 'cubic' | 'bbr' | 'newreno'
   /** Milliseconds `close()` lets sessions finish before the connections are closed. Default 2000. */
   closeGrace?: number
+  /**
+   * WebTransport flow control (draft-ietf-webtrans-http3-14 to -16), per session, for clients
+   * that use it (Safari 26.4+, webtransport-go); Chromium and Firefox speak an older draft
+   * without it. The limits go out in SETTINGS and are topped up by capsules as the application
+   * reads and finishes streams, so a client is held back only by an application that stops
+   * reading. They bound what one session can make the server hold: at most `maxData` bytes of
+   * stream data the application has not read, and at most `maxStreamsBidi` / `maxStreamsUni`
+   * streams it has not finished with. A client past them loses its session
+   * (WT_FLOW_CONTROL_ERROR). The client's own limits hold back `createBidirectionalStream()`,
+   * `createUnidirectionalStream()` and writes in the same way.
+   */
+  flowControl?: {
+    /** Bytes. Default 16 MiB (the QUIC connection's receive window). */
+    maxData?: number
+    /** Default 100. */
+    maxStreamsBidi?: number
+    /** Default 100. */
+    maxStreamsUni?: number
+  }
 }
 
 /** Arguments of `session.close()` and `server.close()`. */
@@ -192,6 +211,31 @@ export interface SessionStats {
   packetsReceived: number
   packetsLost: number
   datagrams: { sent: number; received: number; droppedIncoming: number }
+  /** WebTransport flow control's limits and their use; null when the client does not use it. */
+  flowControl: FlowControlStats | null
+}
+
+/** `local*`: the limits this server gives the client; `remote*`: the client's limits on us. */
+export interface FlowControlStats {
+  /** Stream bytes the client may send in all (our current WT_MAX_DATA). */
+  localMaxData: number
+  /** Client stream bytes the application has read. */
+  dataReceived: number
+  /** Stream bytes we may send in all (the client's WT_MAX_DATA). */
+  remoteMaxData: number
+  dataSent: number
+  localMaxStreamsBidi: number
+  localMaxStreamsUni: number
+  remoteMaxStreamsBidi: number
+  remoteMaxStreamsUni: number
+  streamsOpenedByPeerBidi: number
+  streamsOpenedByPeerUni: number
+  streamsOpenedBidi: number
+  streamsOpenedUni: number
+  /** Times a write or a stream opening waited for the client's credit. */
+  blocked: number
+  /** WT_MAX_DATA and WT_MAX_STREAMS capsules sent. */
+  creditCapsulesSent: number
 }
 
 /** The server's side of a WebTransport session, in the W3C WebTransport shape. */

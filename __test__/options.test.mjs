@@ -46,6 +46,11 @@ test('bad option values throw TypeError/RangeError with WT_ERR_INVALID_OPTION', 
   throwsWith({ ...base, datagrams: { incomingHighWaterMark: 0 } }, RangeError, 'WT_ERR_INVALID_OPTION', /incomingHighWaterMark/)
   throwsWith({ ...base, datagrams: { outgoingHighWaterMark: 1.5 } }, TypeError, 'WT_ERR_INVALID_OPTION', /outgoingHighWaterMark/)
   throwsWith({ ...base, closeGrace: -1 }, RangeError, 'WT_ERR_INVALID_OPTION', /closeGrace/)
+  throwsWith({ ...base, flowControl: 16 }, TypeError, 'WT_ERR_INVALID_OPTION', /flowControl/)
+  throwsWith({ ...base, flowControl: { maxData: 0 } }, RangeError, 'WT_ERR_INVALID_OPTION', /maxData/)
+  throwsWith({ ...base, flowControl: { maxData: 2 ** 60 } }, RangeError, 'WT_ERR_INVALID_OPTION', /maxData/)
+  throwsWith({ ...base, flowControl: { maxStreamsBidi: 1.5 } }, TypeError, 'WT_ERR_INVALID_OPTION', /maxStreamsBidi/)
+  throwsWith({ ...base, flowControl: { maxStreamsUni: 0 } }, RangeError, 'WT_ERR_INVALID_OPTION', /maxStreamsUni/)
 })
 
 test('bad certificates and keys throw TypeError before anything binds', () => {

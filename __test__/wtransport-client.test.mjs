@@ -242,6 +242,8 @@ test('getStats: a bidi echo shows up in the server session stats', async () => {
   assert.ok(stats.packetsSent > 0 && stats.packetsReceived > 0, detail)
   assert.ok(stats.congestionWindow > 0, detail)
   assert.deepEqual(stats.datagrams, { sent: 0, received: 0, droppedIncoming: 0 })
+  // wtransport speaks the draft-02/-07 dialect: no WebTransport flow control to report.
+  assert.equal(stats.flowControl, null, detail)
 })
 
 test('getStats: datagram counters match what the datagrams scenario exchanged', async () => {

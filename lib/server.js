@@ -77,6 +77,18 @@ function datagramsOption(options) {
   }
 }
 
+/** `flowControl: { maxData, maxStreamsBidi, maxStreamsUni }`, each optional. */
+function flowControlOption(options) {
+  const value = options.flowControl
+  if (value === undefined) return {}
+  if (value === null || typeof value !== 'object') throw invalidOption('flowControl must be { maxData, maxStreamsBidi, maxStreamsUni }')
+  return {
+    flowMaxData: integerOption(value, 'maxData', { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: undefined }),
+    flowMaxStreamsBidi: integerOption(value, 'maxStreamsBidi', { min: 1, max: 1_000_000, fallback: undefined }),
+    flowMaxStreamsUni: integerOption(value, 'maxStreamsUni', { min: 1, max: 1_000_000, fallback: undefined }),
+  }
+}
+
 function booleanOption(options, name) {
   const value = options[name]
   if (value === undefined) return undefined
@@ -207,6 +219,7 @@ class Server extends EventEmitter {
       ...datagramsOption(options),
       congestionControl: congestionOption(options),
       keyLog: booleanOption(options, 'keyLog'),
+      ...flowControlOption(options),
     }
     let bindError = null
     const hub = this.#hub

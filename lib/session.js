@@ -226,6 +226,7 @@ class WebTransportSession {
         received: s.datagramsReceived,
         droppedIncoming: s.datagramsDroppedIncoming,
       },
+      flowControl: s.flowControl ?? null,
     }
   }
 }

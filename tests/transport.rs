@@ -294,7 +294,9 @@ async fn plain_requests_and_origin_rule() {
 async fn draft16_connect_opens_a_session() {
     let server = start_server(echo(), |_| {});
     let conn = server.connect().await;
-    let _control = send_settings(&conn, &[(0x08, 1), (0x33, 1), (0x2c7cf000, 1), (0x14e9cd29, 4)]).await;
+    // Without flow-control settings: a client that declared flow control (SETTINGS_WT_MAX_SESSIONS
+    // above 1 or an initial limit) and gave no credit could get no echo (tests/flow_control.rs).
+    let _control = send_settings(&conn, &[(0x08, 1), (0x33, 1), (0x2c7cf000, 1)]).await;
     let block = encode_headers(&[
         (":method", "CONNECT"),
         (":protocol", "webtransport-h3"),
@@ -331,6 +333,9 @@ async fn server_settings_cover_every_draft() {
     assert_eq!(settings.get(&0x2b603742), Some(&1), "draft-02 ENABLE_WEBTRANSPORT");
     assert_eq!(settings.get(&0x2c7cf000), Some(&1), "WT_ENABLED");
     assert_eq!(settings.get(&0x14e9cd29), Some(&9), "WT_MAX_SESSIONS");
+    assert_eq!(settings.get(&0x2b61), Some(&(16 << 20)), "WT_INITIAL_MAX_DATA");
+    assert_eq!(settings.get(&0x2b65), Some(&100), "WT_INITIAL_MAX_STREAMS_BIDI");
+    assert_eq!(settings.get(&0x2b64), Some(&100), "WT_INITIAL_MAX_STREAMS_UNI");
     assert!(conn.max_datagram_size().is_some(), "QUIC datagrams advertised (max_datagram_frame_size)");
     server.server.close(0, "", Duration::from_secs(1)).await;
 }

@@ -23,6 +23,7 @@ const server = new Server({
   idleTimeout: 10_000,
   keepAliveInterval: 0,
   datagrams: { incomingHighWaterMark: 256, outgoingHighWaterMark: 64 },
+  flowControl: { maxData: 4 << 20, maxStreamsBidi: 64, maxStreamsUni: 16 },
 })
 
 server.on('session', async (session: WebTransportSession) => {
@@ -48,7 +49,8 @@ server.on('session', async (session: WebTransportSession) => {
   session.close({ closeCode: info.closeCode, reason: 'bye' })
   const stats = await session.getStats()
   const rtt: number = stats.rtt + stats.datagrams.droppedIncoming
-  void [path, protocol, rtt]
+  const credit: number | undefined = stats.flowControl?.localMaxData
+  void [path, protocol, rtt, credit]
 })
 server.on('requestError', (error, request) => {
   const code: string = error.code
@@ -88,6 +90,8 @@ new Server({ cert, key, checkOrigin: () => 'yes' })
 new Server({ cert, key, onRequest: () => 'ok' })
 // @ts-expect-error only the three congestion controllers exist
 new Server({ cert, key, congestionControl: 'vegas' })
+// @ts-expect-error flow-control limits are numbers
+new Server({ cert, key, flowControl: { maxData: '16M' } })
 // @ts-expect-error keyLog is a boolean
 new Server({ cert, key, keyLog: 'yes' })
 // @ts-expect-error unknown events are refused

@@ -37,6 +37,11 @@ pub struct NativeServerOptions {
     pub congestion_control: Option<String>,
     /// Write TLS secrets to the file named by SSLKEYLOGFILE (for Wireshark); off unless asked.
     pub key_log: Option<bool>,
+    /// WebTransport flow control's per-session data window, in bytes (a safe integer).
+    pub flow_max_data: Option<f64>,
+    /// WebTransport flow control's per-session stream windows.
+    pub flow_max_streams_bidi: Option<u32>,
+    pub flow_max_streams_uni: Option<u32>,
 }
 
 type RequestCallback = ThreadsafeFunction<NativeRequest, (), NativeRequest, Status, false>;
@@ -141,6 +146,23 @@ impl NativeServer {
             config.outgoing_datagram_queue = v.max(1) as usize;
         }
         config.key_log = options.key_log.unwrap_or(false);
+        if let Some(v) = options.flow_max_data {
+            if !(v.fract() == 0.0 && (1.0..=9_007_199_254_740_991.0).contains(&v)) {
+                return Err(invalid_option("flowControl.maxData must be an integer from 1 to 2^53-1"));
+            }
+            config.flow_control.max_data = v as u64;
+        }
+        for (value, slot, name) in [
+            (options.flow_max_streams_bidi, &mut config.flow_control.max_streams_bidi, "maxStreamsBidi"),
+            (options.flow_max_streams_uni, &mut config.flow_control.max_streams_uni, "maxStreamsUni"),
+        ] {
+            if let Some(v) = value {
+                if v == 0 {
+                    return Err(invalid_option(format!("flowControl.{name} must be at least 1")));
+                }
+                *slot = u64::from(v);
+            }
+        }
         if let Some(name) = options.congestion_control.as_deref() {
             config.congestion_control = name.parse().map_err(to_js)?;
         }

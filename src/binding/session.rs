@@ -39,6 +39,32 @@ pub struct NativeStats {
     pub datagrams_sent: f64,
     pub datagrams_received: f64,
     pub datagrams_dropped_incoming: f64,
+    /// WebTransport flow control, when the client uses it.
+    pub flow_control: Option<NativeFlowStats>,
+}
+
+/// WebTransport flow control's limits and their use (draft-ietf-webtrans-http3 §5).
+#[napi(object)]
+pub struct NativeFlowStats {
+    /// Stream bytes the client may send in all (our WT_MAX_DATA).
+    pub local_max_data: f64,
+    /// Client stream bytes the application has read.
+    pub data_received: f64,
+    /// Stream bytes we may send in all (the client's WT_MAX_DATA).
+    pub remote_max_data: f64,
+    pub data_sent: f64,
+    pub local_max_streams_bidi: f64,
+    pub local_max_streams_uni: f64,
+    pub remote_max_streams_bidi: f64,
+    pub remote_max_streams_uni: f64,
+    pub streams_opened_by_peer_bidi: f64,
+    pub streams_opened_by_peer_uni: f64,
+    pub streams_opened_bidi: f64,
+    pub streams_opened_uni: f64,
+    /// Times a write or a stream opening waited for the client's credit.
+    pub blocked: f64,
+    /// WT_MAX_DATA and WT_MAX_STREAMS capsules sent.
+    pub credit_capsules_sent: f64,
 }
 
 /// The native side of a session; `lib/session.js` gives it the W3C shape.
@@ -253,6 +279,22 @@ impl NativeSession {
             datagrams_sent: sent as f64,
             datagrams_received: received as f64,
             datagrams_dropped_incoming: dropped as f64,
+            flow_control: self.session.flow_stats().map(|f| NativeFlowStats {
+                local_max_data: f.local_max_data as f64,
+                data_received: f.data_received as f64,
+                remote_max_data: f.remote_max_data as f64,
+                data_sent: f.data_sent as f64,
+                local_max_streams_bidi: f.local_max_streams_bidi as f64,
+                local_max_streams_uni: f.local_max_streams_uni as f64,
+                remote_max_streams_bidi: f.remote_max_streams_bidi as f64,
+                remote_max_streams_uni: f.remote_max_streams_uni as f64,
+                streams_opened_by_peer_bidi: f.streams_opened_by_peer_bidi as f64,
+                streams_opened_by_peer_uni: f.streams_opened_by_peer_uni as f64,
+                streams_opened_bidi: f.streams_opened_bidi as f64,
+                streams_opened_uni: f.streams_opened_uni as f64,
+                blocked: f.blocked as f64,
+                credit_capsules_sent: f.credit_capsules_sent as f64,
+            }),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::{Error, ErrorCode, Result};
+use super::flow::FlowLimits;
 use super::tls;
 
 /// Who decides whether a request's origin may open a session.
@@ -74,6 +75,8 @@ pub struct ServerConfig {
     /// probe timeout; 512 KiB keeps them. Larger is not better: on loopback 4 MiB cost 10-20 %
     /// of bulk echo throughput (packets wait longer in the socket before quinn sees them).
     pub socket_buffer: usize,
+    /// WebTransport flow control's per-session limits (draft-14 to -16), for clients that use it.
+    pub flow_control: FlowLimits,
 }
 
 impl ServerConfig {
@@ -97,6 +100,7 @@ impl ServerConfig {
             max_header_bytes: 16 * 1024,
             key_log: false,
             socket_buffer: 512 << 10,
+            flow_control: FlowLimits::default(),
         }
     }
 

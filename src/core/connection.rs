@@ -15,6 +15,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::config::OriginPolicy;
 use super::connect_stream::{ConnectStreamError, ConnectStreamParser};
+use super::flow::{self, FlowControl, Violation};
 use super::proto::{self, code, frame, stream_type, Capsule, PeerSettings, SettingsError};
 use super::qpack::{self, QpackError};
 use super::request;
@@ -51,6 +52,8 @@ struct Routes {
     ended_sessions: HashSet<u64>,
     /// One past the highest client bidirectional stream id seen.
     next_request_id: u64,
+    /// The one session a connection without WebTransport flow control may carry (draft §5.1).
+    sole_session: Option<u64>,
 }
 
 /// Where a stream or datagram naming a session id goes.
@@ -110,9 +113,7 @@ impl Conn {
         }
         let mut routes = self.routes();
         match routes.route(session_id, routes.buffered_streams, MAX_BUFFERED_STREAMS) {
-            Route::Session(session) => {
-                session.incoming_bidi.push((send, recv));
-            }
+            Route::Session(session) => session.admit_bidi(send, recv),
             Route::Buffer => {
                 routes.buffered_streams += 1;
                 routes.pending.entry(session_id).or_default().bidi.push((send, recv));
@@ -128,9 +129,7 @@ impl Conn {
         }
         let mut routes = self.routes();
         match routes.route(session_id, routes.buffered_streams, MAX_BUFFERED_STREAMS) {
-            Route::Session(session) => {
-                session.incoming_uni.push(recv);
-            }
+            Route::Session(session) => session.admit_uni(recv),
             Route::Buffer => {
                 routes.buffered_streams += 1;
                 routes.pending.entry(session_id).or_default().uni.push(recv);
@@ -164,6 +163,19 @@ impl Conn {
         routes.next_request_id = routes.next_request_id.max(id + 4);
     }
 
+    /// Claims the connection's one session for request `id`, for a client without flow control;
+    /// `false` when another request holds it.
+    fn claim_sole_session(&self, id: u64) -> bool {
+        let mut routes = self.routes();
+        match routes.sole_session {
+            Some(other) if other != id => false,
+            _ => {
+                routes.sole_session = Some(id);
+                true
+            }
+        }
+    }
+
     /// Marks a session as ended: later streams for it get WT_SESSION_GONE.
     fn end_session(&self, id: u64) {
         let mut routes = self.routes();
@@ -179,11 +191,11 @@ impl Conn {
         if let Some(pending) = routes.pending.remove(&session.id) {
             routes.buffered_streams -= pending.bidi.len() + pending.uni.len();
             routes.buffered_datagrams -= pending.datagrams.len();
-            for stream in pending.bidi {
-                session.incoming_bidi.push(stream);
+            for (send, recv) in pending.bidi {
+                session.admit_bidi(send, recv);
             }
-            for stream in pending.uni {
-                session.incoming_uni.push(stream);
+            for recv in pending.uni {
+                session.admit_uni(recv);
             }
             for datagram in pending.datagrams {
                 session.push_datagram(datagram);
@@ -197,6 +209,9 @@ impl Conn {
         let pending = {
             let mut routes = self.routes();
             routes.live_requests.remove(&id);
+            if routes.sole_session == Some(id) {
+                routes.sole_session = None;
+            }
             if routes.sessions.remove(&id).is_some() {
                 routes.ended_sessions.insert(id);
             }
@@ -393,7 +408,11 @@ async fn drive(conn: quinn::Connection, server: Arc<ServerShared>) {
         qpack_decoder_seen: std::sync::atomic::AtomicBool::new(false),
         goaway_id: AtomicU64::new(u64::MAX),
     });
-    let settings = proto::server_settings(u64::from(server.config.max_sessions), server.config.max_header_bytes as u64);
+    let settings = proto::server_settings(
+        u64::from(server.config.max_sessions),
+        server.config.max_header_bytes as u64,
+        flow::settings_for(&server.config.flow_control),
+    );
     // The control stream must stay open for the connection's life: dropping it would finish it,
     // which the peer must treat as H3_CLOSED_CRITICAL_STREAM.
     let control = async {
@@ -682,6 +701,15 @@ async fn handle_request(
         let headers = vec![("wt-error".to_string(), "webtransport-not-enabled".to_string())];
         return respond_and_end(send, reader.recv, 400, &headers).await;
     }
+    // This server always declares flow control (it sends non-zero initial limits), so the
+    // client's SETTINGS decide.
+    let flow_enabled = flow::declares_flow_control(&settings);
+    // Without flow control nothing bounds what one session takes of a shared connection, so the
+    // draft allows one session per connection; the draft-02/-07 browsers (Chromium, Firefox)
+    // predate that rule and pool sessions, and keep working as they always have.
+    if !flow_enabled && !settings.speaks_legacy_webtransport() && !state.claim_sole_session(id) {
+        return reject_bidi(send, reader.recv, code::H3_REQUEST_REJECTED);
+    }
     if state.server.session_count() >= state.server.config.max_sessions as usize {
         return respond_and_end(send, reader.recv, 429, &[]).await;
     }
@@ -708,8 +736,10 @@ async fn handle_request(
         }
         Decision::Accept { headers, protocol } => (headers, protocol),
     };
+    let flow =
+        flow_enabled.then(|| FlowControl::new(state.server.config.flow_control, flow::initial_limits(&settings)));
     let (session, close_rx) =
-        SessionShared::new(id, state.conn.clone(), info, protocol.clone(), state.server.config.datagram_queue);
+        SessionShared::new(id, state.conn.clone(), info, protocol.clone(), state.server.config.datagram_queue, flow);
     let Some(registration) = state.server.register(session.clone()) else {
         return respond_and_end(send, reader.recv, 429, &[]).await;
     };
@@ -774,6 +804,21 @@ async fn drive_session(
                     close_locally(&mut send, &mut recv, error_code, &reason).await;
                     break SessionEnd::Closed { code: error_code, reason };
                 }
+                () = flow_signalled(session.flow.as_deref()) => {
+                    let Some(flow) = &session.flow else { continue };
+                    let (capsules, violation) = flow.take_signal();
+                    if let Some(violation) = violation {
+                        break flow_error(&mut send, &mut recv, &violation);
+                    }
+                    // Capsules are a few bytes; a client that stops granting QUIC credit on its
+                    // own session's stream is cut off rather than holding the driver.
+                    let written = tokio::time::timeout(Duration::from_secs(5), send.write_all(&capsules)).await;
+                    if !matches!(written, Ok(Ok(()))) {
+                        let _ = send.reset(varint_code(code::WT_SESSION_GONE));
+                        break aborted("the client stopped reading the session stream");
+                    }
+                    continue;
+                }
                 () = state.server.closing.cancelled(), if !drain_sent => {
                     drain_sent = true;
                     session.draining.send_replace(true);
@@ -786,7 +831,12 @@ async fn drive_session(
             Ok(Some(bytes)) => match parser.push(&bytes) {
                 Ok(capsules) => {
                     let mut capsules = capsules.into_iter();
-                    if let Some(end) = apply_capsules(session, &mut capsules) {
+                    let end = match apply_capsules(session, &mut capsules) {
+                        Some(Stop::FlowError(violation)) => break flow_error(&mut send, &mut recv, &violation),
+                        Some(Stop::Closed(end)) => Some(end),
+                        None => None,
+                    };
+                    if let Some(end) = end {
                         if capsules.next().is_some() || !parser.at_frame_boundary() || !parser.at_capsule_boundary() {
                             reject_bidi(send, recv, code::H3_MESSAGE_ERROR);
                             state.end_session(session.id);
@@ -880,18 +930,48 @@ fn aborted(message: &str) -> SessionEnd {
     SessionEnd::Aborted { message: message.to_string(), connection_lost: false }
 }
 
-/// Applies capsules in order up to a close, which it returns; the iterator keeps what follows.
-fn apply_capsules(session: &SessionShared, capsules: &mut impl Iterator<Item = Capsule>) -> Option<SessionEnd> {
+/// Why capsules stopped a session.
+enum Stop {
+    Closed(SessionEnd),
+    FlowError(Violation),
+}
+
+/// Applies capsules in order up to a close or a flow-control violation, which it returns; the
+/// iterator keeps what follows.
+fn apply_capsules(session: &SessionShared, capsules: &mut impl Iterator<Item = Capsule>) -> Option<Stop> {
     for capsule in capsules.by_ref() {
         match capsule {
-            Capsule::Close { code, reason } => return Some(SessionEnd::Closed { code, reason }),
+            Capsule::Close { code, reason } => return Some(Stop::Closed(SessionEnd::Closed { code, reason })),
             Capsule::Drain => {
                 session.draining.send_replace(true);
+            }
+            // Without flow control these are ignored: the client may have sent them before it
+            // saw our SETTINGS (draft §5.1).
+            Capsule::Flow { kind, value } => {
+                if let Some(Err(violation)) = session.flow.as_ref().map(|f| f.apply_capsule(kind, value)) {
+                    return Some(Stop::FlowError(violation));
+                }
             }
             Capsule::Unknown(_) => {}
         }
     }
     None
+}
+
+/// Resolves when the session's flow control owes capsules or met a violation; never without it.
+async fn flow_signalled(flow: Option<&FlowControl>) {
+    match flow {
+        Some(flow) => flow.signalled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ends a session whose client broke flow control: its CONNECT stream is reset both ways with
+/// WT_FLOW_CONTROL_ERROR (a session error, draft §5).
+fn flow_error(send: &mut quinn::SendStream, recv: &mut quinn::RecvStream, violation: &Violation) -> SessionEnd {
+    let _ = send.reset(varint_code(code::WT_FLOW_CONTROL_ERROR));
+    let _ = recv.stop(varint_code(code::WT_FLOW_CONTROL_ERROR));
+    SessionEnd::Aborted { message: format!("webtransport flow control error: {violation}"), connection_lost: false }
 }
 
 fn protocol_error(send: &mut quinn::SendStream, recv: &mut quinn::RecvStream) -> SessionEnd {

@@ -15,6 +15,7 @@ pub mod connect_stream;
 mod connection;
 pub mod echo;
 pub mod error;
+pub mod flow;
 pub mod proto;
 pub mod qpack;
 pub mod request;
@@ -27,6 +28,7 @@ pub mod varint;
 
 pub use config::{CongestionControl, OriginPolicy, ServerConfig};
 pub use error::{Error, ErrorCode};
+pub use flow::{FlowLimits, FlowStats};
 pub use request::RequestInfo;
 pub use server::{Decision, IncomingRequest, RequestHandler, Server};
 pub use session::{Session, SessionEnd};

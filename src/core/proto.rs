@@ -51,12 +51,27 @@ pub mod setting {
     pub const WT_ENABLED: u64 = 0x2c7cf000;
     /// SETTINGS_WT_MAX_SESSIONS, draft-14 on (Safari wants it >= 1).
     pub const WT_MAX_SESSIONS: u64 = 0x14e9cd29;
+    /// Initial per-session flow-control limits (draft-14 on).
+    pub const WT_INITIAL_MAX_DATA: u64 = 0x2b61;
+    pub const WT_INITIAL_MAX_STREAMS_UNI: u64 = 0x2b64;
+    pub const WT_INITIAL_MAX_STREAMS_BIDI: u64 = 0x2b65;
 }
 
 /// Capsule types carried in DATA frames on a CONNECT stream.
 pub mod capsule {
     pub const CLOSE_WEBTRANSPORT_SESSION: u64 = 0x2843;
     pub const DRAIN_WEBTRANSPORT_SESSION: u64 = 0x78ae;
+    /// Flow control (draft §5.6), each carrying one varint.
+    pub const WT_MAX_DATA: u64 = 0x190b4d3d;
+    /// Defined for HTTP/2 only; HTTP/3 forbids it.
+    pub const WT_MAX_STREAM_DATA: u64 = 0x190b4d3e;
+    pub const WT_MAX_STREAMS_BIDI: u64 = 0x190b4d3f;
+    pub const WT_MAX_STREAMS_UNI: u64 = 0x190b4d40;
+    pub const WT_DATA_BLOCKED: u64 = 0x190b4d41;
+    /// Defined for HTTP/2 only; HTTP/3 forbids it.
+    pub const WT_STREAM_DATA_BLOCKED: u64 = 0x190b4d42;
+    pub const WT_STREAMS_BLOCKED_BIDI: u64 = 0x190b4d43;
+    pub const WT_STREAMS_BLOCKED_UNI: u64 = 0x190b4d44;
 }
 
 /// HTTP/3 and WebTransport error codes used on streams and connections.
@@ -79,6 +94,7 @@ pub mod code {
     pub const H3_DATAGRAM_ERROR: u64 = 0x33;
     pub const WT_BUFFERED_STREAM_REJECTED: u64 = 0x3994bd84;
     pub const WT_SESSION_GONE: u64 = 0x170d7b68;
+    pub const WT_FLOW_CONTROL_ERROR: u64 = 0x045d4487;
     /// First code of the range that carries WebTransport application error codes.
     pub const WT_APPLICATION_FIRST: u64 = 0x52e4a40fa8db;
     pub const WT_APPLICATION_LAST: u64 = 0x52e5ac983162;
@@ -105,16 +121,19 @@ pub fn h3_to_app_code(h3: u64) -> Option<u32> {
 }
 
 /// The SETTINGS this server sends. Values that say "supported" are 1; session limits are the
-/// configured maximum.
-pub fn server_settings(max_sessions: u64, max_field_section_size: u64) -> Vec<(u64, u64)> {
-    vec![
+/// configured maximum; `flow` is the initial per-session flow-control limits, which a client
+/// that declares flow control (Safari 26.4+, draft-14 on) otherwise takes to be 0.
+pub fn server_settings(max_sessions: u64, max_field_section_size: u64, flow: [(u64, u64); 3]) -> Vec<(u64, u64)> {
+    let mut settings = vec![
         (setting::MAX_FIELD_SECTION_SIZE, max_field_section_size),
         (setting::ENABLE_CONNECT_PROTOCOL, 1),
         (setting::H3_DATAGRAM, 1),
         (setting::ENABLE_WEBTRANSPORT_DRAFT02, 1),
         (setting::WT_ENABLED, 1),
         (setting::WT_MAX_SESSIONS, max_sessions.max(1)),
-    ]
+    ];
+    settings.extend(flow);
+    settings
 }
 
 /// Appends a whole frame: type, length, payload.
@@ -187,6 +206,13 @@ impl PeerSettings {
             || self.get(setting::WT_MAX_SESSIONS).is_some_and(|n| n > 0)
     }
 
+    /// Whether the peer speaks a WebTransport draft from before flow control (draft-02 to -07,
+    /// what Chromium and Firefox send): such clients pool sessions on a connection without it.
+    pub fn speaks_legacy_webtransport(&self) -> bool {
+        self.get(setting::ENABLE_WEBTRANSPORT_DRAFT02) == Some(1)
+            || self.get(setting::WEBTRANSPORT_MAX_SESSIONS_DRAFT07).is_some_and(|n| n > 0)
+    }
+
     /// All identifiers and values, in the order received.
     pub fn values(&self) -> &[(u64, u64)] {
         &self.values
@@ -201,6 +227,12 @@ pub enum Capsule {
         reason: String,
     },
     Drain,
+    /// A flow-control capsule (WT_MAX_DATA, WT_MAX_STREAMS, the BLOCKED ones, or one HTTP/3
+    /// forbids, whose value is then 0) with its one value.
+    Flow {
+        kind: u64,
+        value: u64,
+    },
     /// A type this server does not act on; RFC 9297 says to skip it.
     Unknown(u64),
 }
@@ -212,6 +244,8 @@ pub enum CapsuleError {
     ReasonTooLong,
     ReasonNotUtf8,
     TooLarge,
+    /// A flow-control capsule whose body is not exactly one varint.
+    BadFlowValue,
 }
 
 /// Longest close reason the draft allows, in bytes.
@@ -249,6 +283,14 @@ pub fn take_capsule(buf: &mut BytesMut, max_len: usize) -> Result<Option<Capsule
             Capsule::Close { code, reason }
         }
         capsule::DRAIN_WEBTRANSPORT_SESSION => Capsule::Drain,
+        capsule::WT_MAX_STREAM_DATA | capsule::WT_STREAM_DATA_BLOCKED => Capsule::Flow { kind, value: 0 },
+        kind if (capsule::WT_MAX_DATA..=capsule::WT_STREAMS_BLOCKED_UNI).contains(&kind) => {
+            let value = match varint::decode_slice(&body) {
+                Some((value, len)) if len == body.len() => value,
+                _ => return Err(CapsuleError::BadFlowValue),
+            };
+            Capsule::Flow { kind, value }
+        }
         other => Capsule::Unknown(other),
     };
     Ok(Some(capsule))

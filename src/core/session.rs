@@ -10,10 +10,11 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Error, ErrorCode};
-use super::proto::frame;
+use super::flow::{FlowControl, FlowStats, StreamCredit, StreamKind};
 use super::proto::stream_type;
+use super::proto::{code, frame};
 use super::request::RequestInfo;
-use super::stream::{RecvStream, SendStream, Unacknowledged};
+use super::stream::{RecvStream, SendStream, StreamFlow, Unacknowledged};
 use super::varint;
 
 /// How a session ended.
@@ -54,9 +55,12 @@ pub(crate) struct SessionShared {
     pub(crate) draining: watch::Sender<bool>,
     /// A local close request for the driver that owns the CONNECT stream.
     pub(crate) close_request: Mutex<Option<tokio::sync::oneshot::Sender<(u32, String)>>>,
-    /// The client's streams routed to this session, until the application accepts them.
-    pub(crate) incoming_bidi: StreamQueue<(quinn::SendStream, quinn::RecvStream)>,
-    pub(crate) incoming_uni: StreamQueue<quinn::RecvStream>,
+    /// The client's streams routed to this session, until the application accepts them, each
+    /// with its place in the flow-control stream limit.
+    pub(crate) incoming_bidi: StreamQueue<(quinn::SendStream, quinn::RecvStream, Option<StreamCredit>)>,
+    pub(crate) incoming_uni: StreamQueue<(quinn::RecvStream, Option<StreamCredit>)>,
+    /// WebTransport flow control, when both ends use it.
+    pub(crate) flow: Option<Arc<FlowControl>>,
     datagrams: Mutex<VecDeque<Bytes>>,
     datagram_ready: Notify,
     datagram_queue: usize,
@@ -81,6 +85,7 @@ impl SessionShared {
         info: Arc<RequestInfo>,
         protocol: String,
         datagram_queue: usize,
+        flow: Option<Arc<FlowControl>>,
     ) -> (Arc<Self>, tokio::sync::oneshot::Receiver<(u32, String)>) {
         let (close_tx, close_rx) = tokio::sync::oneshot::channel();
         let mut prefix = BytesMut::new();
@@ -96,6 +101,7 @@ impl SessionShared {
             close_request: Mutex::new(Some(close_tx)),
             incoming_bidi: StreamQueue::default(),
             incoming_uni: StreamQueue::default(),
+            flow,
             datagrams: Mutex::new(VecDeque::new()),
             datagram_ready: Notify::new(),
             datagram_queue: datagram_queue.max(1),
@@ -104,6 +110,42 @@ impl SessionShared {
             unacknowledged: Arc::default(),
         });
         (shared, close_rx)
+    }
+
+    /// Takes a client's bidirectional stream into the session, counted against its stream limit.
+    /// A stream beyond the limit is refused with WT_FLOW_CONTROL_ERROR, and the violation ends
+    /// the session (its driver acts on it).
+    pub(crate) fn admit_bidi(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+        match self.count_peer_stream(StreamKind::Bidi) {
+            Ok(credit) => self.incoming_bidi.push((send, recv, credit)),
+            Err(()) => {
+                let _ = send.reset(flow_error_code());
+                let _ = recv.stop(flow_error_code());
+            }
+        }
+    }
+
+    /// [`Self::admit_bidi`] for a unidirectional stream.
+    pub(crate) fn admit_uni(&self, mut recv: quinn::RecvStream) {
+        match self.count_peer_stream(StreamKind::Uni) {
+            Ok(credit) => self.incoming_uni.push((recv, credit)),
+            Err(()) => {
+                let _ = recv.stop(flow_error_code());
+            }
+        }
+    }
+
+    fn count_peer_stream(&self, kind: StreamKind) -> Result<Option<StreamCredit>, ()> {
+        match &self.flow {
+            Some(flow) => flow.peer_opened(kind).map(Some).map_err(|_| ()),
+            None => Ok(None),
+        }
+    }
+
+    /// The flow-control part of one stream's halves.
+    fn stream_flow(&self, credit: Option<StreamCredit>) -> Option<StreamFlow> {
+        let flow = self.flow.as_ref()?;
+        Some(StreamFlow { flow: flow.clone(), _credit: credit.map(Arc::new) })
     }
 
     /// Queues a received datagram payload, dropping the oldest when the queue is full: a reader
@@ -222,6 +264,10 @@ impl<T> StreamQueue<T> {
     }
 }
 
+fn flow_error_code() -> quinn::VarInt {
+    quinn::VarInt::from_u64(code::WT_FLOW_CONTROL_ERROR).unwrap_or_default()
+}
+
 fn closed_error() -> Error {
     Error::new(ErrorCode::SessionClosed, "the session is closed")
 }
@@ -257,7 +303,10 @@ impl Session {
             .recv_batch(gone, max)
             .await
             .into_iter()
-            .map(|(s, r)| (self.send_stream(s), RecvStream::new(r, gone.clone())))
+            .map(|(s, r, credit)| {
+                let flow = self.shared.stream_flow(credit);
+                (self.send_stream(s, flow.clone()), RecvStream::new(r, gone.clone(), flow))
+            })
             .collect()
     }
 
@@ -269,7 +318,7 @@ impl Session {
             .recv_batch(gone, max)
             .await
             .into_iter()
-            .map(|r| RecvStream::new(r, gone.clone()))
+            .map(|(r, credit)| RecvStream::new(r, gone.clone(), self.shared.stream_flow(credit)))
             .collect()
     }
 
@@ -285,8 +334,19 @@ impl Session {
         self.accept_uni_batch(1).await.pop()
     }
 
-    /// Opens a bidirectional stream to the client.
+    /// Waits until the client's WebTransport stream limit (when it uses flow control) lets us
+    /// open one more stream of `kind`.
+    async fn stream_credit(&self, kind: StreamKind) -> Result<(), Error> {
+        match &self.shared.flow {
+            Some(flow) if !flow.open(kind, &self.shared.gone).await => Err(closed_error()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Opens a bidirectional stream to the client; waits for the client's stream credit when
+    /// it uses flow control.
     pub async fn open_bi(&self) -> Result<(SendStream, RecvStream), Error> {
+        self.stream_credit(StreamKind::Bidi).await?;
         let conn = self.shared.with_conn(quinn::Connection::clone).ok_or_else(closed_error)?;
         let opened = tokio::select! {
             opened = conn.open_bi() => opened,
@@ -294,26 +354,34 @@ impl Session {
         };
         let (send, recv) =
             opened.map_err(|e| Error::new(ErrorCode::ConnectionLost, format!("connection lost: {e}")))?;
-        let mut send = self.send_stream(send);
-        send.write(self.stream_header(frame::WEBTRANSPORT_STREAM)).await?;
-        Ok((send, RecvStream::new(recv, self.shared.gone.clone())))
+        let flow = self.shared.stream_flow(None);
+        let mut send = self.send_stream(send, flow.clone());
+        send.write_uncounted(self.stream_header(frame::WEBTRANSPORT_STREAM)).await?;
+        Ok((send, RecvStream::new(recv, self.shared.gone.clone(), flow)))
     }
 
-    /// Opens a unidirectional stream to the client.
+    /// Opens a unidirectional stream to the client; waits for the client's stream credit when
+    /// it uses flow control.
     pub async fn open_uni(&self) -> Result<SendStream, Error> {
+        self.stream_credit(StreamKind::Uni).await?;
         let conn = self.shared.with_conn(quinn::Connection::clone).ok_or_else(closed_error)?;
         let opened = tokio::select! {
             opened = conn.open_uni() => opened,
             () = self.shared.gone.cancelled() => return Err(closed_error()),
         };
         let send = opened.map_err(|e| Error::new(ErrorCode::ConnectionLost, format!("connection lost: {e}")))?;
-        let mut send = self.send_stream(send);
-        send.write(self.stream_header(stream_type::WEBTRANSPORT)).await?;
+        let mut send = self.send_stream(send, self.shared.stream_flow(None));
+        send.write_uncounted(self.stream_header(stream_type::WEBTRANSPORT)).await?;
         Ok(send)
     }
 
-    fn send_stream(&self, send: quinn::SendStream) -> SendStream {
-        SendStream::new(send, self.shared.gone.clone(), self.shared.unacknowledged.clone())
+    fn send_stream(&self, send: quinn::SendStream, flow: Option<StreamFlow>) -> SendStream {
+        SendStream::new(send, self.shared.gone.clone(), self.shared.unacknowledged.clone(), flow)
+    }
+
+    /// WebTransport flow control's limits and use, when the client uses it.
+    pub fn flow_stats(&self) -> Option<FlowStats> {
+        self.shared.flow.as_ref().map(|f| f.stats())
     }
 
     fn stream_header(&self, kind: u64) -> Bytes {

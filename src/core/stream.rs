@@ -5,6 +5,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Error, ErrorCode};
+use super::flow::{FlowControl, StreamCredit};
 use super::proto::{app_code_to_h3, code, h3_to_app_code};
 use super::swept::SweptList;
 
@@ -97,12 +98,22 @@ impl std::fmt::Debug for Unacknowledged {
     }
 }
 
+/// A stream's part in its session's WebTransport flow control, when the client uses it.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamFlow {
+    pub(crate) flow: std::sync::Arc<FlowControl>,
+    /// For a client's stream: its place in the stream limit, shared by both halves and given
+    /// back when the last is dropped.
+    pub(crate) _credit: Option<std::sync::Arc<StreamCredit>>,
+}
+
 /// The sending half of a WebTransport stream.
 #[derive(Debug)]
 pub struct SendStream {
     inner: quinn::SendStream,
     session_gone: CancellationToken,
     unacknowledged: std::sync::Arc<Unacknowledged>,
+    flow: Option<StreamFlow>,
     _alive: Alive,
 }
 
@@ -111,12 +122,32 @@ impl SendStream {
         inner: quinn::SendStream,
         session_gone: CancellationToken,
         unacknowledged: std::sync::Arc<Unacknowledged>,
+        flow: Option<StreamFlow>,
     ) -> Self {
-        Self { inner, session_gone, unacknowledged, _alive: Alive::new() }
+        Self { inner, session_gone, unacknowledged, flow, _alive: Alive::new() }
     }
 
-    /// Writes all of `data`, waiting on QUIC flow control (this is the backpressure).
-    pub async fn write(&mut self, data: Bytes) -> Result<(), Error> {
+    /// Writes all of `data`, waiting on QUIC flow control (this is the backpressure) and, when
+    /// the client uses it, on WebTransport flow control.
+    pub async fn write(&mut self, mut data: Bytes) -> Result<(), Error> {
+        let Some(flow) = self.flow.as_ref().map(|f| f.flow.clone()) else {
+            return self.write_uncounted(data).await;
+        };
+        while !data.is_empty() {
+            let Some(granted) = flow.reserve(data.len() as u64, &self.session_gone).await else {
+                self.abandon();
+                return Err(session_gone());
+            };
+            // `granted` is at most `data.len()`, a usize.
+            let part = data.split_to(granted as usize);
+            self.write_uncounted(part).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes bytes that WebTransport flow control does not count (the stream header), or that
+    /// already have its credit.
+    pub(crate) async fn write_uncounted(&mut self, data: Bytes) -> Result<(), Error> {
         tokio::select! {
             biased;
             result = self.inner.write_chunk(data) => result.map_err(write_error),
@@ -127,22 +158,38 @@ impl SendStream {
         }
     }
 
-    /// Writes as much of `data` as QUIC takes right now without waiting; returns how many bytes
-    /// were taken (0 when flow control is exhausted). Lets a binding skip an async round trip
-    /// for the common case of a write that fits the window.
+    /// Writes as much of `data` as QUIC (and WebTransport flow control) takes right now without
+    /// waiting; returns how many bytes were taken (0 when flow control is exhausted). Lets a
+    /// binding skip an async round trip for the common case of a write that fits the window.
     pub fn write_now(&mut self, data: &[u8]) -> Result<usize, Error> {
         if self.session_gone.is_cancelled() {
             return Err(session_gone());
         }
+        let flow = self.flow.as_ref().map(|f| f.flow.clone());
+        let allowed = match &flow {
+            Some(flow) => flow.reserve_now(data.len() as u64) as usize,
+            None => data.len(),
+        };
+        let data = data.get(..allowed).unwrap_or(data);
         let mut written = 0;
+        let mut failed = None;
         while let Some(rest) = data.get(written..).filter(|rest| !rest.is_empty()) {
             match poll_once(self.inner.write(rest)) {
                 Some(Ok(0)) | None => break,
                 Some(Ok(n)) => written += n,
-                Some(Err(e)) => return Err(write_error(e)),
+                Some(Err(e)) => {
+                    failed = Some(write_error(e));
+                    break;
+                }
             }
         }
-        Ok(written)
+        if let Some(flow) = flow {
+            flow.refund((allowed - written) as u64);
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
     }
 
     /// Ends the stream cleanly (FIN) after what was written. A later close of the session waits
@@ -203,12 +250,26 @@ fn write_error(e: quinn::WriteError) -> Error {
 pub struct RecvStream {
     inner: quinn::RecvStream,
     session_gone: CancellationToken,
+    flow: Option<StreamFlow>,
     _alive: Alive,
 }
 
 impl RecvStream {
-    pub(crate) fn new(inner: quinn::RecvStream, session_gone: CancellationToken) -> Self {
-        Self { inner, session_gone, _alive: Alive::new() }
+    pub(crate) fn new(inner: quinn::RecvStream, session_gone: CancellationToken, flow: Option<StreamFlow>) -> Self {
+        Self { inner, session_gone, flow, _alive: Alive::new() }
+    }
+
+    /// Counts bytes the application takes against the client's WebTransport data limit, which
+    /// also earns the client new credit. A client past its limit ends the session (its driver
+    /// acts on the violation); this read fails.
+    fn count(&self, n: usize) -> Result<(), Error> {
+        match &self.flow {
+            Some(flow) if n > 0 => flow
+                .flow
+                .consumed(n as u64)
+                .map_err(|v| Error::new(ErrorCode::SessionClosed, format!("webtransport flow control error: {v}"))),
+            _ => Ok(()),
+        }
     }
 
     /// Reads what has arrived, at least one byte and at most `max`, into one buffer; `None` at
@@ -224,6 +285,7 @@ impl RecvStream {
                     if out.len() == first.len() {
                         out.reserve(max.min(first.len() * 16).saturating_sub(out.len()));
                     }
+                    self.count(chunk.bytes.len())?;
                     out.extend_from_slice(&chunk.bytes);
                 }
                 // Not ready, finished or failed: return what we have; the next read reports the
@@ -250,7 +312,11 @@ impl RecvStream {
         tokio::select! {
             biased;
             result = self.inner.read_chunk(max, true) => match result {
-                Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
+                Ok(Some(chunk)) => {
+                    self.count(chunk.bytes.len())?;
+                    Ok(Some(chunk.bytes))
+                }
+                Ok(None) => Ok(None),
                 Err(e) => Err(read_error(e)),
             },
             () = self.session_gone.cancelled() => {
