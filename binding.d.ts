@@ -88,6 +88,11 @@ export declare class NativeSession {
   sendDatagrams(payloads: Array<Uint8Array>): void
   /** Largest datagram payload now; 0 when the peer takes none. */
   maxDatagramSize(): number
+  /**
+   * Keying material from the TLS exporter for this session (draft-ietf-webtrans-http3 §4.8):
+   * `label` and `context` at most 255 bytes, `length` 1 to 4096.
+   */
+  exportKeyingMaterial(label: Uint8Array, context: Uint8Array, length: number): Uint8Array
   close(code: number, reason: string): void
   draining(): Promise<void>
   stats(): NativeStats
@@ -132,6 +137,12 @@ export declare class NativeStream {
    * pipe runs), so nothing else touches them meanwhile.
    */
   pipeTo(dest: NativeStream, id: number): ReadyEvent | null
+  /**
+   * Sets the writable side's `sendOrder` (higher is sent first; the JS layer has checked it is
+   * an integer; values beyond i32 saturate). Applied at once, also to data already queued
+   * and to a write waiting on flow control; does nothing once the side is finished or gone.
+   */
+  setSendOrder(order: number): void
   /** Sends RESET_STREAM with the application code. */
   reset(code: number): void
 }

@@ -184,6 +184,22 @@ export class WebTransportReceiveStream extends ReadableStream<Uint8Array> {
 /** W3C WebTransportSendStream: the bytes the server sends on a stream. A WritableStream. */
 export class WebTransportSendStream extends WritableStream<Uint8Array> {
   private constructor()
+  /**
+   * W3C sendOrder: among the session's streams with data waiting to be sent, a higher order is
+   * sent first; equal ones share the connection. Any integer, default 0; natively it becomes
+   * QUIC's 32-bit stream priority, values beyond the i32 range saturating at its ends (the value
+   * as set is what reads back). Setting anything but an integer throws a TypeError
+   * (WT_ERR_INVALID_OPTION). A change applies from the next time QUIC sends from the stream: a
+   * lowered order at once, while a raised one may wait until the streams already ahead of it
+   * have sent what they had queued (quinn re-sorts a stream only when it sends from it).
+   */
+  sendOrder: number
+}
+
+/** W3C WebTransportSendStreamOptions (`sendGroup` and `waitUntilAvailable` are not supported). */
+export interface WebTransportSendStreamOptions {
+  /** The new stream's {@link WebTransportSendStream.sendOrder}; an integer, default 0. */
+  sendOrder?: number
 }
 
 export interface BidirectionalStream {
@@ -252,8 +268,22 @@ export class WebTransportSession {
   readonly incomingBidirectionalStreams: ReadableStream<BidirectionalStream>
   readonly incomingUnidirectionalStreams: ReadableStream<WebTransportReceiveStream>
   readonly datagrams: DatagramDuplexStream
-  createBidirectionalStream(): Promise<BidirectionalStream>
-  createUnidirectionalStream(): Promise<WebTransportSendStream>
+  /** Opens a bidirectional stream to the client; a bad `sendOrder` rejects with a TypeError (WT_ERR_INVALID_OPTION). */
+  createBidirectionalStream(options?: WebTransportSendStreamOptions): Promise<BidirectionalStream>
+  /** Opens a unidirectional stream to the client; a bad `sendOrder` rejects with a TypeError (WT_ERR_INVALID_OPTION). */
+  createUnidirectionalStream(options?: WebTransportSendStreamOptions): Promise<WebTransportSendStream>
+  /**
+   * W3C exportKeyingMaterial: `length` bytes of keying material from the connection's TLS
+   * exporter for this session, as draft-ietf-webtrans-http3 §4.8 defines it (TLS label
+   * "EXPORTER-WebTransport", context: this session's id, `label` and `context`), so the client
+   * derives the same bytes from the same arguments and no other session gets them.
+   * @param label at most 255 bytes (an ArrayBuffer or any view of one).
+   * @param context at most 255 bytes; omitted means empty, as the draft says.
+   * @param length bytes wanted, 1 to 4096; default 32.
+   * Rejects with RangeError or TypeError (WT_ERR_INVALID_OPTION) for bad arguments, and with
+   * WT_ERR_SESSION_CLOSED once the session has ended.
+   */
+  exportKeyingMaterial(label: ArrayBuffer | ArrayBufferView, context?: ArrayBuffer | ArrayBufferView, length?: number): Promise<Uint8Array>
   /** Sends CLOSE_WEBTRANSPORT_SESSION and ends the session's streams. */
   close(closeInfo?: CloseInfo): void
   getStats(): Promise<SessionStats>

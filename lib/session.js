@@ -2,17 +2,41 @@
 
 const { newReadableStream, newWritableStream } = require('./webstreams')
 const { WebTransportError, fromNative, invalidOption } = require('./errors')
-const { readableFrom, writableFrom, bidirectionalFrom } = require('./streams')
+const { readableFrom, writableFrom, bidirectionalFrom, checkSendOrder } = require('./streams')
 
 const DATAGRAM_BATCH = 256
 const STREAM_BATCH = 64
 const OUTGOING_BATCH = 256
 const MAX_REASON_BYTES = 1024
+// draft-ietf-webtrans-http3 §4.8 gives the label and context one-byte lengths; 4096 is what
+// Chromium and Firefox allow (the W3C API asks at least that much of an implementation).
+const MAX_EXPORTER_INPUT = 255
+const MAX_EXPORTER_OUTPUT = 4096
+const DEFAULT_EXPORTER_LENGTH = 32
 
 /** A handled promise: awaiting it still sees the rejection, but nobody is forced to. */
 function quiet(promise) {
   promise.catch(() => {})
   return promise
+}
+
+/** `sendOrder` of W3C WebTransportSendStreamOptions (`undefined` and `null` mean `{}`); default 0. */
+function sendOrderOption(options) {
+  if (options === undefined || options === null) return 0
+  if (typeof options !== 'object') throw invalidOption('stream options must be an object such as { sendOrder }')
+  return options.sendOrder === undefined ? 0 : checkSendOrder(options.sendOrder)
+}
+
+/** An exporter label or context: a BufferSource (ArrayBuffer or view) of at most 255 bytes, as a Uint8Array. */
+function exporterInput(value, name) {
+  let bytes
+  if (ArrayBuffer.isView(value)) bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
+  else if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) bytes = new Uint8Array(value)
+  else throw invalidOption(`${name} must be a Uint8Array, another ArrayBuffer view or an ArrayBuffer`)
+  if (bytes.byteLength > MAX_EXPORTER_INPUT) {
+    throw invalidOption(`${name} must be at most ${MAX_EXPORTER_INPUT} bytes, got ${bytes.byteLength}`, RangeError)
+  }
+  return bytes
 }
 
 /**
@@ -177,19 +201,46 @@ class WebTransportSession {
     return this.#datagrams
   }
 
-  /** Opens a bidirectional stream to the client. */
-  async createBidirectionalStream() {
+  /** Opens a bidirectional stream to the client; `options.sendOrder` as the writable's. */
+  async createBidirectionalStream(options) {
+    const sendOrder = sendOrderOption(options)
+    let native
     try {
-      return bidirectionalFrom(await this.#native.openBidi(), this.#hub)
+      native = await this.#native.openBidi()
     } catch (error) {
       throw fromNative(error)
     }
+    if (sendOrder !== 0) native.setSendOrder(sendOrder)
+    return bidirectionalFrom(native, this.#hub, sendOrder)
   }
 
   /** Opens a unidirectional stream to the client; resolves with its WritableStream. */
-  async createUnidirectionalStream() {
+  async createUnidirectionalStream(options) {
+    const sendOrder = sendOrderOption(options)
+    let native
     try {
-      return writableFrom(await this.#native.openUni())
+      native = await this.#native.openUni()
+    } catch (error) {
+      throw fromNative(error)
+    }
+    if (sendOrder !== 0) native.setSendOrder(sendOrder)
+    return writableFrom(native, sendOrder)
+  }
+
+  /**
+   * W3C `exportKeyingMaterial`: `length` bytes (default 32, 1 to 4096) from the TLS exporter
+   * for this session (draft-ietf-webtrans-http3 §4.8), the same the client derives from the same
+   * `label` and `context` (each a BufferSource of at most 255 bytes; context default empty).
+   */
+  async exportKeyingMaterial(label, context, length = DEFAULT_EXPORTER_LENGTH) {
+    const labelBytes = exporterInput(label, 'label')
+    const contextBytes = context === undefined ? new Uint8Array(0) : exporterInput(context, 'context')
+    if (!Number.isInteger(length)) throw invalidOption('length must be an integer')
+    if (length < 1 || length > MAX_EXPORTER_OUTPUT) {
+      throw invalidOption(`length must be from 1 to ${MAX_EXPORTER_OUTPUT}, got ${length}`, RangeError)
+    }
+    try {
+      return this.#native.exportKeyingMaterial(labelBytes, contextBytes, length)
     } catch (error) {
       throw fromNative(error)
     }

@@ -79,10 +79,21 @@ class ReceiveSource {
   }
 }
 
+/**
+ * A valid `sendOrder`: any integer Number (W3C: a `long long`, higher goes first). Natively it
+ * becomes quinn's i32 stream priority, values beyond the i32 range saturating at its ends.
+ */
+function checkSendOrder(value) {
+  if (!Number.isInteger(value)) throw invalidOption(`sendOrder must be an integer, got ${typeof value === 'number' ? value : typeof value}`)
+  return value
+}
+
 /** The underlying sink of a send stream. */
 class SendSink {
-  constructor(native) {
+  constructor(native, sendOrder) {
     this.native = native
+    /** As set (W3C keeps the value given, not what it maps to). */
+    this.sendOrder = sendOrder
     this.controller = undefined
     /** Finished, reset or handed to a native pipe that ended it: nothing more goes native. */
     this.done = false
@@ -144,6 +155,22 @@ class WebTransportSendStream extends WritableStream {
     const writer = super.getWriter()
     this[kUnderlying].writerTaken = true
     return writer
+  }
+
+  /**
+   * W3C `sendOrder`: among the session's streams with data waiting to be sent, a higher one is
+   * sent first (equal ones share). Settable at any time, also while writes wait; an integer,
+   * else a TypeError (`WT_ERR_INVALID_OPTION`). Default 0. quinn re-sorts a queued stream only
+   * when it sends from it, so a raised order may wait behind streams already ahead (README).
+   */
+  get sendOrder() {
+    return this[kUnderlying].sendOrder
+  }
+
+  set sendOrder(value) {
+    const sink = this[kUnderlying]
+    sink.sendOrder = checkSendOrder(value)
+    sink.native.setSendOrder(value)
   }
 }
 
@@ -258,12 +285,13 @@ function readableFrom(native, hub) {
   return newReceiveStream(new ReceiveSource(native, hub), { highWaterMark: 0 })
 }
 
-function writableFrom(native) {
-  return newSendStream(new SendSink(native), { highWaterMark: WRITE_HIGH_WATER_MARK })
+/** A send stream over `native`, whose `sendOrder` has been set natively already when not 0. */
+function writableFrom(native, sendOrder = 0) {
+  return newSendStream(new SendSink(native, sendOrder), { highWaterMark: WRITE_HIGH_WATER_MARK })
 }
 
-function bidirectionalFrom(native, hub) {
-  return { readable: readableFrom(native, hub), writable: writableFrom(native) }
+function bidirectionalFrom(native, hub, sendOrder = 0) {
+  return { readable: readableFrom(native, hub), writable: writableFrom(native, sendOrder) }
 }
 
 module.exports = {
@@ -271,6 +299,7 @@ module.exports = {
   writableFrom,
   bidirectionalFrom,
   streamErrorCodeOf,
+  checkSendOrder,
   WebTransportReceiveStream,
   WebTransportSendStream,
 }

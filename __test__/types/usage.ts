@@ -43,6 +43,12 @@ server.on('session', async (session: WebTransportSession) => {
   }
   const writer = (await session.createUnidirectionalStream()).getWriter()
   await writer.write(new Uint8Array([1, 2, 3]))
+  const urgent = await session.createUnidirectionalStream({ sendOrder: 10 })
+  const { writable: background } = await session.createBidirectionalStream({ sendOrder: -1 })
+  background.sendOrder = urgent.sendOrder - 20
+  const key: Uint8Array = await session.exportKeyingMaterial(new TextEncoder().encode('app key'))
+  const material: Uint8Array = await session.exportKeyingMaterial(new Uint8Array(4), new ArrayBuffer(8), 16)
+  void [key, material]
   const dg = session.datagrams.writable.getWriter()
   await dg.write(new Uint8Array(session.datagrams.maxDatagramSize))
   const info: SessionCloseInfo = await session.closed

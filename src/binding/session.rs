@@ -253,6 +253,19 @@ impl NativeSession {
         self.session.max_datagram_size().unwrap_or(0) as u32
     }
 
+    /// Keying material from the TLS exporter for this session (draft-ietf-webtrans-http3 §4.8):
+    /// `label` and `context` at most 255 bytes, `length` 1 to 4096.
+    #[napi(catch_unwind)]
+    pub fn export_keying_material(
+        &self,
+        label: Uint8Array,
+        context: Uint8Array,
+        length: u32,
+    ) -> napi::Result<Uint8Array> {
+        let material = self.session.export_keying_material(&label, &context, length as usize).map_err(to_js)?;
+        Ok(Uint8Array::from(material))
+    }
+
     #[napi(catch_unwind)]
     pub fn close(&self, code: u32, reason: String) {
         self.session.close(code, &reason);

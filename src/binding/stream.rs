@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::to_js;
 use super::hub::{ready, Hub, ReadyEvent};
-use crate::core::{pipe, Error, ErrorCode, PipeEnd, RecvStream, SendStream, Session, SessionEnd};
+use crate::core::{pipe, Error, ErrorCode, PipeEnd, RecvStream, SendOrder, SendStream, Session, SessionEnd};
 
 /// One direction's cancellation: `reset`/`stop` may come while a read or write is in flight
 /// (WHATWG `cancel()` does not wait for a pending pull), so the in-flight call is interrupted and
@@ -36,6 +36,8 @@ pub struct NativeStream {
     hub: Arc<Hub>,
     /// To tell a half let go with its session from one the stream never had.
     session: Session,
+    /// The send half's `sendOrder`, reachable while a write holds the half.
+    send_order: Option<Arc<SendOrder>>,
 }
 
 /// Weak handles on a stream's halves, for its session to let go of at its end.
@@ -130,7 +132,9 @@ fn release_when_failed<T>(half: &mut Option<SendStream>, written: &napi::Result<
 impl NativeStream {
     pub(crate) fn new(send: Option<SendStream>, recv: Option<RecvStream>, hub: Arc<Hub>, session: Session) -> Self {
         super::live::created(&super::live::STREAMS);
+        let send_order = send.as_ref().map(SendStream::send_order);
         Self {
+            send_order,
             send: Arc::new(Mutex::new(send)),
             recv: Arc::new(Mutex::new(recv)),
             send_abort: Arc::default(),
@@ -301,6 +305,25 @@ impl NativeStream {
                 PipeEnd::DestinationFailed(e) => pipe_failure(id, "destination", e),
             }
         })
+    }
+
+    /// Sets the writable side's `sendOrder` (higher is sent first; the JS layer has checked it is
+    /// an integer; values beyond i32 saturate). Applied at once, also to data already queued
+    /// and to a write waiting on flow control; does nothing once the side is finished or gone.
+    #[napi(catch_unwind)]
+    pub fn set_send_order(&self, order: f64) {
+        let Some(send_order) = &self.send_order else { return };
+        // A float-to-int `as` saturates, as the mapping onto quinn's i32 priority does anyway.
+        let order = order as i64;
+        match self.send.try_lock() {
+            Ok(mut guard) => {
+                if let Some(send) = guard.as_mut() {
+                    send.set_send_order(order);
+                }
+            }
+            // A write or pipe holds the half: it applies the order itself.
+            Err(_) => send_order.set(order),
+        }
     }
 
     /// Sends RESET_STREAM with the application code.

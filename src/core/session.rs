@@ -10,6 +10,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Error, ErrorCode};
+use super::exporter::{exporter_context, EXPORTER_LABEL, MAX_EXPORTER_OUTPUT};
 use super::flow::{FlowControl, FlowStats, StreamCredit, StreamKind};
 use super::proto::stream_type;
 use super::proto::{code, frame};
@@ -519,6 +520,34 @@ impl Session {
             Link::Open(conn) => conn.stats(),
             Link::Ended(stats) => **stats,
         }
+    }
+
+    /// Keying material for this session from the connection's TLS exporter, as
+    /// draft-ietf-webtrans-http3 §4.8 defines it: the TLS exporter label is
+    /// "EXPORTER-WebTransport" and its context the WebTransport Exporter Context (this session's
+    /// id, then the application's `label` and `context`, each after its one-byte length), so
+    /// that two sessions on one connection get different material. `label` and `context` are at
+    /// most [`MAX_EXPORTER_INPUT`](super::exporter::MAX_EXPORTER_INPUT) bytes (the one-byte lengths), `length` from 1 to
+    /// [`MAX_EXPORTER_OUTPUT`].
+    pub fn export_keying_material(&self, label: &[u8], context: &[u8], length: usize) -> Result<Vec<u8>, Error> {
+        if !(1..=MAX_EXPORTER_OUTPUT).contains(&length) {
+            return Err(Error::new(
+                ErrorCode::InvalidOption,
+                format!("length must be from 1 to {MAX_EXPORTER_OUTPUT} bytes, got {length}"),
+            ));
+        }
+        let exporter_context = exporter_context(self.shared.id, label, context)?;
+        let mut output = vec![0u8; length];
+        let exported = self
+            .shared
+            .with_conn(|conn| conn.export_keying_material(&mut output, EXPORTER_LABEL, &exporter_context))
+            .ok_or_else(closed_error)?;
+        // rustls refuses only lengths beyond 255 hash outputs (8160 bytes with SHA-256), which the
+        // bound above keeps out of reach.
+        exported.map_err(|_| {
+            Error::new(ErrorCode::InvalidOption, format!("length must be at most what TLS can export, got {length}"))
+        })?;
+        Ok(output)
     }
 
     /// Current smoothed round-trip time; once the session has ended, the last one.

@@ -1,7 +1,10 @@
 //! WebTransport streams: quinn streams whose error codes are translated between the WebTransport
 //! application range and HTTP/3, and which end when their session does.
 
+use std::sync::atomic::{AtomicI32, Ordering};
+
 use bytes::Bytes;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Error, ErrorCode};
@@ -107,6 +110,34 @@ pub(crate) struct StreamFlow {
     pub(crate) _credit: Option<std::sync::Arc<StreamCredit>>,
 }
 
+/// Maps a W3C `sendOrder` (a 64-bit integer; higher is sent first) onto quinn's stream priority,
+/// an `i32` with the same sense: values beyond the `i32` range saturate at its ends. Order among
+/// values inside the range is kept exactly; values past either end tie with that end.
+pub fn send_order_priority(order: i64) -> i32 {
+    // In range after the clamp, so the conversion cannot fail.
+    i32::try_from(order.clamp(i32::MIN.into(), i32::MAX.into())).unwrap_or_default()
+}
+
+/// A send stream's wanted `sendOrder`, shared with whoever changes it: a write waiting on flow
+/// control holds the stream itself, and the new order must still reach the data it has queued,
+/// so the change is left here and the waiting write applies it (see [`SendStream::write`]).
+#[derive(Debug, Default)]
+pub struct SendOrder {
+    wanted: AtomicI32,
+    changed: Notify,
+}
+
+impl SendOrder {
+    /// Sets the wanted order (mapped by [`send_order_priority`]) and wakes a waiting write to
+    /// apply it. Without one, the stream applies it at its next write, or the caller applies it
+    /// with [`SendStream::set_send_order`] when it can reach the stream.
+    pub fn set(&self, order: i64) {
+        self.wanted.store(send_order_priority(order), Ordering::Relaxed);
+        // A permit is kept when no write waits, which at worst applies the same order again.
+        self.changed.notify_one();
+    }
+}
+
 /// The sending half of a WebTransport stream.
 #[derive(Debug)]
 pub struct SendStream {
@@ -114,6 +145,9 @@ pub struct SendStream {
     session_gone: CancellationToken,
     unacknowledged: std::sync::Arc<Unacknowledged>,
     flow: Option<StreamFlow>,
+    order: std::sync::Arc<SendOrder>,
+    /// The priority last given to quinn (quinn's default is 0, as is sendOrder's).
+    applied_order: i32,
     _alive: Alive,
 }
 
@@ -124,7 +158,40 @@ impl SendStream {
         unacknowledged: std::sync::Arc<Unacknowledged>,
         flow: Option<StreamFlow>,
     ) -> Self {
-        Self { inner, session_gone, unacknowledged, flow, _alive: Alive::new() }
+        Self {
+            inner,
+            session_gone,
+            unacknowledged,
+            flow,
+            order: std::sync::Arc::default(),
+            applied_order: 0,
+            _alive: Alive::new(),
+        }
+    }
+
+    /// Sets the stream's `sendOrder` now: among a connection's streams with data to send, the
+    /// highest order goes first (quinn's stream priority; see [`send_order_priority`]). quinn
+    /// re-sorts a stream with data queued only when it next sends from it: a lowered order
+    /// applies at once, a raised one may wait behind streams already ahead of it.
+    pub fn set_send_order(&mut self, order: i64) {
+        self.order.set(order);
+        self.apply_send_order();
+    }
+
+    /// A handle that changes the `sendOrder` while this stream is out of reach, held by a write
+    /// waiting on flow control; that write applies it at once.
+    pub fn send_order(&self) -> std::sync::Arc<SendOrder> {
+        self.order.clone()
+    }
+
+    fn apply_send_order(&mut self) {
+        let wanted = self.order.wanted.load(Ordering::Relaxed);
+        if wanted != self.applied_order {
+            // Fails only for a stream already finished and acknowledged, or reset: nothing of it
+            // is left to order.
+            let _ = self.inner.set_priority(wanted);
+            self.applied_order = wanted;
+        }
     }
 
     /// Writes all of `data`, waiting on QUIC flow control (this is the backpressure) and, when
@@ -148,12 +215,23 @@ impl SendStream {
     /// Writes bytes that WebTransport flow control does not count (the stream header), or that
     /// already have its credit.
     pub(crate) async fn write_uncounted(&mut self, data: Bytes) -> Result<(), Error> {
-        tokio::select! {
-            biased;
-            result = self.inner.write_chunk(data) => result.map_err(write_error),
-            () = self.session_gone.cancelled() => {
-                self.abandon();
-                Err(session_gone())
+        self.apply_send_order();
+        let mut rest = [data];
+        loop {
+            // quinn's `write_chunks` is cancel-safe (nothing is written unless it resolves), so a
+            // new sendOrder can interrupt the wait and be applied to what is already queued.
+            tokio::select! {
+                biased;
+                written = self.inner.write_chunks(&mut rest) => {
+                    if written.map_err(write_error)?.chunks > 0 {
+                        return Ok(());
+                    }
+                }
+                () = self.session_gone.cancelled() => {
+                    self.abandon();
+                    return Err(session_gone());
+                }
+                () = self.order.changed.notified() => self.apply_send_order(),
             }
         }
     }
@@ -165,6 +243,7 @@ impl SendStream {
         if self.session_gone.is_cancelled() {
             return Err(session_gone());
         }
+        self.apply_send_order();
         let flow = self.flow.as_ref().map(|f| f.flow.clone());
         let allowed = match &flow {
             Some(flow) => flow.reserve_now(data.len() as u64) as usize,

@@ -7,7 +7,10 @@
 //!
 //! Usage:
 //!   wt-client --url https://127.0.0.1:PORT/echo --cert-hash <sha256 hex> [--timeout-ms N]
-//!             [--origin VALUE] [--header NAME=VALUE]... <scenario> [args]
+//!             [--origin VALUE] [--header NAME=VALUE]... [--stream-window BYTES] <scenario> [args]
+//!
+//! `--stream-window` sets the flow-control window the client grants each stream (quinn's default
+//! is 1.25 MB), so that a server can queue more than that per stream.
 //!
 //! Scenarios: bidi-echo [bytes], uni-echo [bytes], server-streams, datagrams [count], bulk [bytes],
 //! client-close <code> <reason...>, server-close <code> <reason...>, expect-refused,
@@ -16,7 +19,11 @@
 //! across a server close), flood <ms> (streams and datagrams pushed at a server that never reads,
 //! then wait for the server to end the session), soak <sessions> <concurrency> [echoes] (sessions
 //! opened and closed, `concurrency` at a time, each with `echoes` bidi echoes, a uni echo and a
-//! datagram).
+//! datagram), send-order <uni|bidi> (two competing streams from the server, read at once; reports
+//! which finished first: the server opens two uni streams, or answers two bidi streams the client
+//! opens with a one-letter tag each; every server stream starts with its tag byte),
+//! export-keying-material <label-hex>,<context-hex>,<length>... (the WebTransport exporter of
+//! draft-ietf-webtrans-http3 §4.8 for each triple, as hex; context `-` means omitted).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -32,11 +39,12 @@ use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream, VarInt};
 
 const USAGE: &str = "usage: wt-client --url https://HOST:PORT/PATH --cert-hash <sha256 hex> \
-[--timeout-ms N] [--origin VALUE] [--header NAME=VALUE]... <scenario> [args]\n\
+[--timeout-ms N] [--origin VALUE] [--header NAME=VALUE]... [--stream-window BYTES] <scenario> [args]\n\
 scenarios: bidi-echo [bytes] | uni-echo [bytes] | server-streams | datagrams [count] | bulk [bytes] | \
 client-close <code> <reason> | server-close <code> <reason> | expect-refused | reset-codes <code,...> | \
 pipe-errors <code,...> | soak <sessions> <concurrency> [echoes] | \
-shutdown <downloads> <bytes> <uploads> <bytes> <pace-ms> <code> <reason> | flood <ms>";
+shutdown <downloads> <bytes> <uploads> <bytes> <pace-ms> <code> <reason> | flood <ms> | \
+send-order <uni|bidi> | export-keying-material <label-hex>,<context-hex>,<length>...";
 
 /// HTTP/3 H3_NO_ERROR, used to tear the connection down after a scenario.
 const H3_NO_ERROR: u32 = 0x100;
@@ -198,6 +206,8 @@ struct Args {
     cert_hash: [u8; 32],
     timeout: Duration,
     headers: Vec<(String, String)>,
+    /// Per-stream receive window, when not quinn's default.
+    stream_window: Option<u32>,
     scenario: String,
     rest: Vec<String>,
 }
@@ -220,6 +230,7 @@ fn parse_args() -> Result<Args, String> {
     let mut cert_hash = None;
     let mut timeout = Duration::from_millis(20_000);
     let mut headers = Vec::new();
+    let mut stream_window = None;
     let mut positional = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -242,6 +253,10 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or_else(|| format!("--header wants NAME=VALUE, got {v:?}"))?;
                 headers.push((k.trim().to_ascii_lowercase(), val.trim().to_string()));
             }
+            "--stream-window" => {
+                let v = value("--stream-window")?;
+                stream_window = Some(v.parse().map_err(|_| format!("bad --stream-window {v:?} (bytes, < 4 GiB)"))?);
+            }
             s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
             _ => positional.push(arg),
         }
@@ -252,7 +267,7 @@ fn parse_args() -> Result<Args, String> {
         return Err(format!("no scenario given\n{USAGE}"));
     }
     let scenario = positional.remove(0);
-    Ok(Args { url, cert_hash, timeout, headers, scenario, rest: positional })
+    Ok(Args { url, cert_hash, timeout, headers, stream_window, scenario, rest: positional })
 }
 
 fn num_arg(rest: &[String], idx: usize, default: u64, what: &str) -> Result<u64, String> {
@@ -290,6 +305,19 @@ fn make_endpoint(args: &Args) -> Result<Endpoint<Client>, String> {
         .map_err(|e| format!("idle timeout: {e}"))?
         .keep_alive_interval(Some(Duration::from_secs(2)))
         .build();
+    let mut config = config;
+    if let Some(window) = args.stream_window {
+        // The builder offers no window setting: the transport config is replaced whole, with
+        // the idle timeout and keep-alive set above repeated.
+        let mut transport = wtransport::quinn::TransportConfig::default();
+        let idle =
+            wtransport::quinn::IdleTimeout::try_from(Duration::from_secs(10)).map_err(|e| format!("idle: {e}"))?;
+        transport
+            .max_idle_timeout(Some(idle))
+            .keep_alive_interval(Some(Duration::from_secs(2)))
+            .stream_receive_window(window.into());
+        config.quic_config_mut().transport_config(Arc::new(transport));
+    }
     Endpoint::client(config).map_err(|e| format!("cannot create client endpoint: {e}"))
 }
 
@@ -921,6 +949,142 @@ fn code_list(rest: &[String]) -> Result<Vec<u32>, String> {
         .and_then(|v| if v.is_empty() { Err("no codes given".to_string()) } else { Ok(v) })
 }
 
+/// `send-order`: two streams from the server, each starting with its tag byte, read at once to
+/// their ends. Reports the tags in the order the streams finished, each one's length, and how
+/// much of the other stream had arrived when each finished: with priorities, the first to finish
+/// was sent (nearly) alone.
+async fn send_order(conn: &Connection, mode: &str) -> Result<Report, String> {
+    let mut streams = Vec::new();
+    // The bidi send halves stay open until the reads are done, as a browser's would.
+    let mut requests = Vec::new();
+    match mode {
+        "uni" => {
+            for _ in 0..2 {
+                streams.push(conn.accept_uni().await.map_err(|e| format!("accept_uni: {e}"))?);
+            }
+        }
+        "bidi" => {
+            for tag in ["A", "B"] {
+                let (mut send, recv) = conn
+                    .open_bi()
+                    .await
+                    .map_err(|e| format!("open_bi: {e}"))?
+                    .await
+                    .map_err(|e| format!("open_bi: {e}"))?;
+                send.write_all(tag.as_bytes()).await.map_err(|e| format!("write tag: {e}"))?;
+                streams.push(recv);
+                requests.push(send);
+            }
+        }
+        other => return Err(format!("send-order wants uni or bidi, got {other:?}")),
+    }
+    let progress: Arc<[std::sync::atomic::AtomicU64; 2]> = Arc::default();
+    let finished: Arc<Mutex<Vec<(String, u64, u64)>>> = Arc::default();
+    let readers: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut recv)| {
+            let (progress, finished) = (progress.clone(), finished.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let (mut tag, mut total) = (None, 0u64);
+                loop {
+                    match recv.read(&mut buf).await {
+                        Ok(Some(n)) => {
+                            if tag.is_none() && n > 0 {
+                                tag = Some(char::from(buf[0]).to_string());
+                            }
+                            total += n as u64;
+                            progress[i].store(total, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Ok(None) => break,
+                        Err(e) => return Err(format!("stream {i}: read after {total} bytes: {e}")),
+                    }
+                }
+                let other = progress[1 - i].load(std::sync::atomic::Ordering::Relaxed);
+                finished.lock().unwrap().push((tag.unwrap_or_default(), total, other));
+                Ok(())
+            })
+        })
+        .collect();
+    for reader in readers {
+        reader.await.map_err(|e| format!("reader task: {e}"))??;
+    }
+    for mut send in requests {
+        let _ = send.finish().await;
+    }
+    let finished = std::mem::take(&mut *finished.lock().unwrap());
+    let field = |f: fn(&(String, u64, u64)) -> J| J::Arr(finished.iter().map(f).collect());
+    Ok(Report::ok()
+        .with("finished", field(|f| J::Str(f.0.clone())))
+        .with("bytes", field(|f| J::Num(f.1)))
+        .with("otherBytesAtFinish", field(|f| J::Num(f.2))))
+}
+
+/// The WebTransport Exporter Context of draft-ietf-webtrans-http3 §4.8, written here from the
+/// draft rather than shared with the server: session id (64 bits), then the label and the
+/// context, each after its 8-bit length.
+fn webtransport_exporter_context(session_id: u64, label: &[u8], context: &[u8]) -> Result<Vec<u8>, String> {
+    let label_len = u8::try_from(label.len()).map_err(|_| "label longer than 255 bytes".to_string())?;
+    let context_len = u8::try_from(context.len()).map_err(|_| "context longer than 255 bytes".to_string())?;
+    let mut out = session_id.to_be_bytes().to_vec();
+    out.push(label_len);
+    out.extend_from_slice(label);
+    out.push(context_len);
+    out.extend_from_slice(context);
+    Ok(out)
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    if !s.len().is_multiple_of(2) {
+        return Err(format!("odd-length hex {s:?}"));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or_default(), 16).map_err(|_| format!("bad hex {s:?}")))
+        .collect()
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One `<label-hex>,<context-hex>,<length>` of `export-keying-material`.
+type ExportRequest = (Vec<u8>, Vec<u8>, usize);
+
+fn export_requests(rest: &[String]) -> Result<Vec<ExportRequest>, String> {
+    if rest.is_empty() {
+        return Err("missing <label-hex>,<context-hex>,<length>".into());
+    }
+    rest.iter()
+        .map(|arg| {
+            let parts: Vec<&str> = arg.split(',').collect();
+            let [label, context, length] = parts[..] else {
+                return Err(format!("want <label-hex>,<context-hex>,<length>, got {arg:?}"));
+            };
+            let context = if context == "-" { Vec::new() } else { parse_hex(context)? };
+            Ok((parse_hex(label)?, context, length.parse().map_err(|_| format!("bad length {length:?}"))?))
+        })
+        .collect()
+}
+
+/// `export-keying-material`: the session's keying material for each request, through
+/// wtransport's plain TLS exporter with the WebTransport label and context. Then waits (bounded)
+/// for the server to close the session, so that the server can export from it meanwhile.
+async fn export_keying_material(conn: &Connection, requests: &[ExportRequest]) -> Result<Report, String> {
+    let session_id = conn.session_id().into_u64();
+    let mut materials = Vec::new();
+    for (label, context, length) in requests {
+        let exporter_context = webtransport_exporter_context(session_id, label, context)?;
+        let mut output = vec![0u8; *length];
+        conn.export_keying_material(&mut output, b"EXPORTER-WebTransport", &exporter_context)
+            .map_err(|e| format!("export_keying_material: {e}"))?;
+        materials.push(J::Str(to_hex(&output)));
+    }
+    let closed = tokio::time::timeout(STEP, conn.closed()).await.is_ok();
+    Ok(Report::ok().with("sessionId", session_id).with("materials", J::Arr(materials)).with("serverClosed", closed))
+}
+
 const STEP: Duration = Duration::from_secs(5);
 
 async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
@@ -1200,6 +1364,8 @@ async fn run(args: Args) -> Report {
         Soak { sessions: u64, concurrency: u64, echoes: u64 },
         Shutdown(ShutdownPlan),
         Flood(u64),
+        SendOrder(String),
+        ExportKeyingMaterial(Vec<ExportRequest>),
     }
     let plan = match args.scenario.as_str() {
         "bidi-echo" => num_arg(&args.rest, 0, 1000, "byte count").map(Plan::Bidi),
@@ -1236,6 +1402,8 @@ async fn run(args: Args) -> Report {
             }))
         })(),
         "flood" => num_arg(&args.rest, 0, 2000, "milliseconds").map(Plan::Flood),
+        "send-order" => Ok(Plan::SendOrder(args.rest.first().cloned().unwrap_or_else(|| "uni".into()))),
+        "export-keying-material" => export_requests(&args.rest).map(Plan::ExportKeyingMaterial),
         other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
     };
     let plan = match plan {
@@ -1266,6 +1434,8 @@ async fn run(args: Args) -> Report {
         Plan::PipeErrors(codes) => pipe_errors(&conn, &codes).await,
         Plan::Shutdown(plan) => shutdown_streams(&conn, plan).await,
         Plan::Flood(ms) => flood(&conn, Duration::from_millis(ms)).await,
+        Plan::SendOrder(mode) => send_order(&conn, &mode).await,
+        Plan::ExportKeyingMaterial(requests) => export_keying_material(&conn, &requests).await,
         Plan::Soak { .. } => Err("soak runs without a shared connection".into()),
     };
     let report = match result {
@@ -1378,6 +1548,16 @@ mod tests {
         assert_eq!(h3_to_wt(WT_CODE_FIRST - 1), None);
         assert_eq!(h3_to_wt(WT_CODE_LAST + 1), None);
         assert_eq!(h3_to_wt(7), None, "a bare HTTP/3 code is not a WebTransport code");
+    }
+
+    #[test]
+    fn exporter_context_follows_the_draft() {
+        let context = webtransport_exporter_context(4, b"ab", b"").unwrap();
+        assert_eq!(context, [0, 0, 0, 0, 0, 0, 0, 4, 2, b'a', b'b', 0]);
+        assert!(webtransport_exporter_context(0, &[0; 256], b"").is_err());
+        let requests = export_requests(&["6869,-,32".to_string(), ",00ff,1".to_string()]).unwrap();
+        assert_eq!(requests, vec![(b"hi".to_vec(), vec![], 32), (vec![], vec![0, 255], 1)]);
+        assert!(export_requests(&["6869,32".to_string()]).is_err());
     }
 
     #[test]
