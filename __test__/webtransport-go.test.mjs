@@ -6,7 +6,7 @@
 // - v0.11.1 (draft-15/16: `webtransport-h3`, SETTINGS_WT_ENABLED) runs every echo scenario.
 // - v0.12 refuses the server after the QUIC handshake: it requires the reset_stream_at transport
 //   parameter, which quinn 0.11 does not implement (quinn-rs/quinn#2676). That refusal is a known
-//   limit (README, "Clients"), asserted here word for word so a change on either side shows.
+//   limit (README, "How it is built"), asserted here word for word so a change on either side shows.
 //
 // Build them first: bash test-tools/webtransport-go/build.sh (npm test does; the Go modules come
 // from scripts/install-test-tools.sh).

@@ -1,6 +1,6 @@
 // The webtransport-go v0.12 peer client: dials with webtransport.Transport and runs the shared
 // scenarios of ../echo. v0.12 refuses a server that does not advertise the reset_stream_at QUIC
-// transport parameter (draft-ietf-quic-reliable-stream-reset): see README, "Clients".
+// transport parameter (draft-ietf-quic-reliable-stream-reset): see README, "How it is built".
 package main
 
 import (
