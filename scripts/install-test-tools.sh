@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the test suites need beyond the npm packages, on Debian or Ubuntu: browsers,
-# Python's aioquic, the cross-build and emulation tools, and the Node.js binaries of every
-# supported line. `npm test` runs it first when something is missing; .ci/run runs it too.
+# Python's aioquic, the cross-build and emulation tools, the Node.js binaries of every supported
+# line, and the Go modules of the webtransport-go peer clients. `npm test` runs it first when something is missing; .ci/run runs it too.
 #
 #   scripts/install-test-tools.sh           install what is missing (Debian packages need root)
 #   scripts/install-test-tools.sh --check   list what is missing, one item a line; exit 1 if any
 #
 # Everything but the Debian packages goes into .tools/ in the checkout (git-ignored): a Python
 # venv (aioquic, ziglang, cargo-zigbuild) and .tools/node/<version>/ for each line in
-# scripts/node-lines. Rust itself (rustup) is a prerequisite of a checkout, not installed here.
+# scripts/node-lines. The Go modules pinned by test-tools/webtransport-go/v*/go.mod and go.sum go
+# into Go's own module cache (go mod download). Rust itself (rustup) and Go are prerequisites of a
+# checkout, not installed here.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -43,6 +45,16 @@ missing_node=()
 for v in "${versions[@]}"; do [ -x "$tools/node/$v/bin/node" ] || missing_node+=("linux-x64@$v"); done
 [ -x "$tools/node-arm64/$newest/bin/node" ] || missing_node+=("linux-arm64@$newest")
 
+# A module directory counts as missing until its whole build list is in the module cache: the
+# offline download (GOPROXY=off) fails otherwise.
+go_modules=("$root"/test-tools/webtransport-go/v*/)
+missing_go=()
+if command -v go >/dev/null 2>&1; then
+  for m in "${go_modules[@]}"; do
+    (cd "$m" && GOPROXY=off go mod download) >/dev/null 2>&1 || missing_go+=("test-tools/webtransport-go/$(basename "$m")")
+  done
+fi
+
 missing_rust=()
 if command -v rustup >/dev/null 2>&1; then
   installed="$(rustup target list --installed)"
@@ -51,17 +63,25 @@ fi
 
 if [ "$check_only" = 1 ]; then
   command -v cargo >/dev/null 2>&1 || echo "Rust (cargo, rustup): install it from https://rustup.rs"
+  command -v go >/dev/null 2>&1 || echo "Go (1.25 or newer): install it from https://go.dev/dl"
   [ ${#missing_apt[@]} -eq 0 ] || echo "Debian packages: ${missing_apt[*]}"
   [ "$missing_python" = 0 ] || echo "Python venv .tools/venv: aioquic, ziglang, cargo-zigbuild"
   [ ${#missing_node[@]} -eq 0 ] || echo "Node.js binaries from npm: ${missing_node[*]}"
   [ ${#missing_rust[@]} -eq 0 ] || echo "Rust targets: ${missing_rust[*]}"
-  if command -v cargo >/dev/null 2>&1 && [ ${#missing_apt[@]} -eq 0 ] && [ "$missing_python" = 0 ] &&
-    [ ${#missing_node[@]} -eq 0 ] && [ ${#missing_rust[@]} -eq 0 ]; then exit 0; fi
+  [ ${#missing_go[@]} -eq 0 ] || echo "Go modules (go mod download): ${missing_go[*]}"
+  if command -v cargo >/dev/null 2>&1 && command -v go >/dev/null 2>&1 && [ ${#missing_apt[@]} -eq 0 ] &&
+    [ "$missing_python" = 0 ] && [ ${#missing_node[@]} -eq 0 ] && [ ${#missing_rust[@]} -eq 0 ] &&
+    [ ${#missing_go[@]} -eq 0 ]; then exit 0; fi
   exit 1
 fi
 
 if ! command -v cargo >/dev/null 2>&1 || ! command -v rustup >/dev/null 2>&1; then
   echo "install-test-tools: Rust is missing: install it with rustup (https://rustup.rs), then run npm test again." >&2
+  exit 1
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "install-test-tools: Go is missing: install it (1.25 or newer, https://go.dev/dl), then run npm test again." >&2
   exit 1
 fi
 
@@ -106,3 +126,8 @@ if [ ${#missing_rust[@]} -gt 0 ]; then
   echo "install-test-tools: rustup target add ${missing_rust[*]}"
   rustup target add "${missing_rust[@]}" >/dev/null
 fi
+
+for m in "${missing_go[@]}"; do
+  echo "install-test-tools: go mod download in $m"
+  (cd "$root/$m" && go mod download)
+done

@@ -9,9 +9,10 @@ const path = require('node:path')
 const root = path.join(__dirname, '..')
 
 // What the suites need beyond npm packages (browsers, aioquic, zig, qemu, the Node binaries of
-// every supported line) comes from one script, the one .ci/run uses. It installs what is missing
-// or, where it cannot (not root, not Debian/Ubuntu), says what to install: then nothing runs,
-// since a suite without its tools would only fail later, and none is skipped.
+// every supported line, the webtransport-go clients' Go modules) comes from one script, the one
+// .ci/run uses. It installs what is missing or, where it cannot (not root, not Debian/Ubuntu),
+// says what to install: then nothing runs, since a suite without its tools would only fail later,
+// and none is skipped.
 const tools = path.join(root, 'scripts', 'install-test-tools.sh')
 if (spawnSync('bash', [tools, '--check'], { cwd: root, stdio: 'ignore' }).status !== 0) {
   console.log('=== test tools missing: bash scripts/install-test-tools.sh')
@@ -63,6 +64,8 @@ const steps = [
   ...releaseBuilds,
   ['generated files match napi (binding.js, binding.d.ts, npm/)', 'bash', ['-c', generatedCheck]],
   ['wt-client build (release)', 'cargo', ['build', '--release', '-p', 'wt-client', '--locked']],
+  // The Go peer clients of __test__/webtransport-go.test.mjs, one per pinned webtransport-go version.
+  ['webtransport-go clients build', 'bash', ['test-tools/webtransport-go/build.sh']],
   // The test-only panic route, in a debug build of its own that __test__/fault-event.test.mjs loads
   // through NAPI_RS_NATIVE_LIBRARY_PATH.
   [

@@ -20,11 +20,12 @@ export function assertClientBuilt() {
 /**
  * Runs one scenario against `server` (an echo-server handle: url(), hashHex); resolves with the
  * exit code, the parsed last JSON line and the raw output. Never rejects; bounded by timeoutMs.
+ * `bin` runs another client with the same command line and output (the webtransport-go peers).
  */
-export function runWtClient(server, args, { path: urlPath = '/echo', timeoutMs = 20_000, extra = [] } = {}) {
+export function runWtClient(server, args, { path: urlPath = '/echo', timeoutMs = 20_000, extra = [], bin = WT_CLIENT_BIN } = {}) {
   const argv = ['--url', server.url(urlPath), '--cert-hash', server.hashHex, '--timeout-ms', String(timeoutMs), ...extra, ...args]
   return new Promise((resolve) => {
-    execFile(WT_CLIENT_BIN, argv, { timeout: timeoutMs + 10_000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
+    execFile(bin, argv, { timeout: timeoutMs + 10_000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
       let json = null
       try {
         json = JSON.parse(stdout.trim().split('\n').filter(Boolean).at(-1) ?? '')

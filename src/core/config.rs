@@ -40,6 +40,16 @@ impl std::str::FromStr for CongestionControl {
     }
 }
 
+/// Whether the server advertises QUIC's `reset_stream_at` transport parameter
+/// (draft-ietf-quic-reliable-stream-reset), which WebTransport over HTTP/3 asks of both ends so a
+/// reset stream still delivers its WebTransport header. Off: quinn 0.11 implements neither the
+/// parameter nor the RESET_STREAM_AT frame (quinn-rs/quinn#2676). Browsers do not require it;
+/// webtransport-go from v0.12 refuses a server without it (README, "How it is built";
+/// __test__/webtransport-go.test.mjs asserts the refusal). Turning it on is this constant, the
+/// quinn setting in [`ServerConfig::quinn_config`], and then resetting our WebTransport streams with
+/// RESET_STREAM_AT at their header's length.
+pub const ADVERTISE_RESET_STREAM_AT: bool = false;
+
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -140,6 +150,9 @@ impl ServerConfig {
         transport.stream_receive_window((2u32 * 1024 * 1024).into());
         transport.receive_window((16u32 * 1024 * 1024).into());
         transport.send_window(16 * 1024 * 1024);
+        // Where reset_stream_at will be advertised: see ADVERTISE_RESET_STREAM_AT. quinn 0.11 has
+        // no setting to call here, so this stops a build that turns the constant on alone.
+        const { assert!(!ADVERTISE_RESET_STREAM_AT, "quinn 0.11 cannot advertise reset_stream_at (quinn-rs/quinn#2676)") };
         server.transport_config(Arc::new(transport));
         Ok(server)
     }
