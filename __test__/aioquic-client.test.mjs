@@ -3,7 +3,9 @@
 //   then bidi, uni and datagram echo on session 4;
 // - late-settings: the client's HTTP/3 SETTINGS arrive 300 ms after its CONNECT;
 // - no-webtransport: a client whose SETTINGS lack WebTransport/H3_DATAGRAM is refused
-//   with a 4xx, and the connection still serves a GET / afterwards.
+//   with a 4xx, and the connection still serves a GET / afterwards;
+// - safari-settings: Safari 26.4+'s SETTINGS (WebTransport flow control declared), against a
+//   server with its own `flowControl` option: the limits go out in SETTINGS and are counted.
 // Needs python3 with aioquic: python3 -m pip install -r __test__/clients/requirements.txt
 // (set PYTHON to use another interpreter; .ci/run installs it). Without aioquic every test fails
 // with the install hint: a missing client is not a pass.
@@ -50,9 +52,9 @@ after(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true })
 })
 
-async function runScenario(scenario) {
+async function runScenario(scenario, server = echo, pem = certPath) {
   if (aioquicMissing) assert.fail(aioquicMissing)
-  const args = [CLIENT, '--port', String(echo.port), '--cert-pem', certPath, '--cert-hash', echo.hashHex, scenario]
+  const args = [CLIENT, '--port', String(server.port), '--cert-pem', pem, '--cert-hash', server.hashHex, scenario]
   const { error, code, stdout, stderr } = await execPython(args, RUN_TIMEOUT_MS)
   const last = stdout.trim().split('\n').pop() || ''
   let result
@@ -65,9 +67,9 @@ async function runScenario(scenario) {
   return { result, code, context }
 }
 
-function assertPinned(result, context) {
+function assertPinned(result, context, server = echo) {
   assert.equal(result.handshake?.alpn, 'h3', context)
-  assert.equal(result.handshake.certificate.presented, echo.hashHex, context)
+  assert.equal(result.handshake.certificate.presented, server.hashHex, context)
   assert.equal(result.handshake.certificate.verified, true, context)
 }
 
@@ -141,4 +143,36 @@ test('client without WebTransport settings: CONNECT refused with a 4xx, then GET
   assert.equal(echo.sessions.length, sessionsBefore, `a refused CONNECT must not emit 'session': ${context}`)
   assert.deepEqual(result.errors, [], context)
   assert.equal(code, 0, context)
+})
+
+test("Safari's SETTINGS: the flowControl option's limits are sent and enforced, the echo runs within them", async () => {
+  const flowControl = { maxData: 300_000, maxStreamsBidi: 7, maxStreamsUni: 3 }
+  const server = await startEchoServer({ flowControl })
+  const pem = join(tmp, 'flow-cert.pem')
+  await writeFile(pem, server.certificate.cert)
+  try {
+    const { result, code, context } = await runScenario('safari-settings', server, pem)
+    assertPinned(result, context, server)
+    assert.equal(result.localSettings.ENABLE_WEBTRANSPORT, undefined, context)
+    assert.equal(result.localSettings['0x14e9cd29'], 100, context)
+    assert.equal(result.serverSettings['0x2b61'], flowControl.maxData, context)
+    assert.equal(result.serverSettings['0x2b65'], flowControl.maxStreamsBidi, context)
+    assert.equal(result.serverSettings['0x2b64'], flowControl.maxStreamsUni, context)
+    assert.equal(result.connect.status, 200, context)
+    assertBidiEcho(result, context)
+    assert.deepEqual(result.errors, [], context)
+    assert.equal(code, 0, context)
+    const stats = await server.sessions[0].getStats()
+    const flow = stats.flowControl
+    assert.ok(flow, `flow control is on for a client that declares it: ${JSON.stringify(stats)}`)
+    assert.equal(flow.localMaxData, flowControl.maxData, JSON.stringify(flow))
+    assert.equal(flow.localMaxStreamsBidi, flowControl.maxStreamsBidi, JSON.stringify(flow))
+    assert.equal(flow.localMaxStreamsUni, flowControl.maxStreamsUni, JSON.stringify(flow))
+    assert.equal(flow.streamsOpenedByPeerBidi, 1, JSON.stringify(flow))
+    assert.equal(flow.dataReceived, result.bidi.sent.length, JSON.stringify(flow))
+    assert.equal(flow.remoteMaxData, 1 << 20, JSON.stringify(flow))
+    assert.equal(flow.dataSent, result.bidi.sent.length, JSON.stringify(flow))
+  } finally {
+    await server.close()
+  }
 })
