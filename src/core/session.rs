@@ -10,6 +10,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Error, ErrorCode};
+use super::proto::code;
 use super::proto::frame;
 use super::proto::stream_type;
 use super::request::RequestInfo;
@@ -131,6 +132,7 @@ impl SessionShared {
             }
         });
         self.gone.cancel();
+        self.abandon_queued_streams();
         self.datagram_ready.notify_waiters();
         let mut link = self.link();
         if let Link::Open(conn) = &*link {
@@ -138,6 +140,21 @@ impl SessionShared {
         }
         drop(link);
         self.unacknowledged.release();
+    }
+
+    /// The client's streams nobody accepted yet end with the session (draft §6: reset and stop
+    /// with WT_SESSION_GONE). Left queued, they would wait for the session's last handle to go
+    /// (a JS wrapper's collection) and quinn would then end them with a FIN and STOP_SENDING 0,
+    /// which reads as a complete stream.
+    fn abandon_queued_streams(&self) {
+        let gone = quinn::VarInt::from_u64(code::WT_SESSION_GONE).unwrap_or_default();
+        for (mut send, mut recv) in self.incoming_bidi.take_all() {
+            let _ = send.reset(gone);
+            let _ = recv.stop(gone);
+        }
+        for mut recv in self.incoming_uni.take_all() {
+            let _ = recv.stop(gone);
+        }
     }
 
     fn link(&self) -> std::sync::MutexGuard<'_, Link> {
@@ -190,8 +207,12 @@ impl<T> StreamQueue<T> {
         self.ready.notify_one();
     }
 
+    fn take_all(&self) -> VecDeque<T> {
+        std::mem::take(&mut *self.lock())
+    }
+
     /// Waits for one item, then takes whatever else is queued, up to `max`. Empty once `gone` is
-    /// cancelled and nothing is queued: what arrived before the end is still handed out first.
+    /// cancelled (the session's end takes what was queued).
     /// Cancel-safe: nothing is taken until it is returned.
     async fn recv_batch(&self, gone: &CancellationToken, max: usize) -> Vec<T> {
         loop {
