@@ -215,6 +215,11 @@ export interface ReadyEvent {
 export interface RequestFields {
   url: string
   method: string
+  /**
+   * `:protocol`: `webtransport` (draft-02 clients: browsers) or `webtransport-h3` (draft-15
+   * on).
+   */
+  protocol: string
   path: string
   authority: string
   origin?: string

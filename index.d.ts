@@ -62,6 +62,13 @@ export class WebTransportError extends Error {
 export interface WebTransportRequest {
   /** `https://authority/path`. */
   readonly url: string
+  /** `:method`: always 'CONNECT' for a WebTransport request. */
+  readonly method: string
+  /**
+   * `:protocol`, the WebTransport draft the client speaks: 'webtransport' (draft-02 to -14:
+   * Chromium, Firefox) or 'webtransport-h3' (draft-15 on). Not the subprotocol: see `protocols`.
+   */
+  readonly protocol: 'webtransport' | 'webtransport-h3'
   /** `:path`, query included. */
   readonly path: string
   /** `:authority` (host and port the client asked for). */

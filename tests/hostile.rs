@@ -1442,6 +1442,20 @@ async fn closed_qpack_stream_is_closed_critical_stream() {
 // ---------------------------------------------------------------------------------------------
 
 const WT_CLOSE_SESSION: u64 = 0x2843;
+/// What a draft-16 client (webtransport-go >= 0.11) announces.
+const SETTINGS_DRAFT16: &[(u64, u64)] = &[(0x08, 1), (0x33, 1), (0x2c7c_f000, 1), (0x14e9_cd29, 4)];
+
+fn connect_with_token(token: &str, authority: &str, path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut fields = vec![
+        (":method", "CONNECT"),
+        (":protocol", token),
+        (":scheme", "https"),
+        (":authority", authority),
+        (":path", path),
+    ];
+    fields.extend_from_slice(extra);
+    encode_headers(&fields)
+}
 
 /// The next capsule on a CONNECT stream (one per DATA frame, as the server writes them): its
 /// type and payload; `None` when the stream ends or fails first.
@@ -1466,6 +1480,29 @@ async fn ends_clean(recv: &mut quinn::RecvStream, buf: &BytesMut, wait: Duration
         Ok(Err(e)) => Err(format!("read error {e}")),
         Err(_) => Err("no FIN".into()),
     }
+}
+
+/// `:protocol` reaches the application as sent, for either draft's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_protocol_is_the_token_the_client_sent() {
+    bounded(30, async {
+        let (handler, mut handles) = hub();
+        let server = start_server(handler, |_| {});
+        let conn = server.connect().await;
+        let _control = send_settings(&conn, SETTINGS_DRAFT16).await;
+        for token in ["webtransport", "webtransport-h3"] {
+            let block = connect_with_token(token, &server.authority(), "/echo", &[]);
+            let (headers, mut send, _recv, _) = request(&conn, &block).await;
+            assert_eq!(status(&headers), "200", "{token}");
+            let session = handles.sessions.recv().await.unwrap();
+            assert_eq!(session.request().protocol, token);
+            assert_eq!(session.request().method, "CONNECT");
+            send.finish().unwrap();
+        }
+        assert_serves(&server, None).await;
+        shutdown(server).await;
+    })
+    .await
 }
 
 /// A bidirectional and a unidirectional stream of the session, opened and written but not
