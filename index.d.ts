@@ -110,7 +110,8 @@ export interface ServerOptions {
   /**
    * Decides a request after the origin check: return undefined to accept, a status (non-2xx
    * refuses), or `{ status, headers, protocol }` to add response headers or choose the
-   * subprotocol (one the client offered). Failures are handled like `checkOrigin`'s.
+   * subprotocol (one the client offered). Failures are handled like `checkOrigin`'s. A 404
+   * ("no WebTransport here") goes to a `webtransport-h3` client as 405, as its draft asks.
    */
   onRequest?: (request: WebTransportRequest) => RequestDecision | Promise<RequestDecision>
   /** Subprotocols in the server's preference order, matched against the client's WT-Available-Protocols. */

@@ -49,6 +49,7 @@ async fn bounded<F: std::future::Future>(secs: u64, test: F) -> F::Output {
 /// - `/quiet`: echoes streams but never reads datagrams (the datagram flood target);
 /// - `/firehose`: writes [`FIREHOSE`] bytes on the first bidirectional stream the client opens;
 /// - `/idle`: accepts no stream and reads no datagram, so what the client opens stays queued;
+/// - `/missing`: refused with 404, as an application refuses a path that takes no WebTransport;
 /// - anything else: the full echo of `support::serve_echo`.
 struct Hub {
     sessions: mpsc::UnboundedSender<Session>,
@@ -63,6 +64,9 @@ impl RequestHandler for Hub {
         let path = request.info.path.clone();
         let sessions = self.sessions.clone();
         let written = self.written.clone();
+        if path == "/missing" {
+            return request.reject(404, Vec::new());
+        }
         tokio::spawn(async move {
             let Some(session) = request.accept(Vec::new(), String::new()).await else { return };
             let _ = sessions.send(session.clone());
@@ -1500,6 +1504,49 @@ async fn request_protocol_is_the_token_the_client_sent() {
             send.finish().unwrap();
         }
         assert_serves(&server, None).await;
+        shutdown(server).await;
+    })
+    .await
+}
+
+/// draft-16 §3.2: a resource that does not take WebTransport "SHOULD reply with status code
+/// 405" to a `webtransport-h3` request; the application says so with a 404, which a draft-02
+/// client (`webtransport`) still gets, as its draft says. A 405 carries `allow` (RFC 9110
+/// §15.5.6), empty: the server serves no method there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_is_405_for_webtransport_h3() {
+    bounded(30, async {
+        let server = echo_server(|_| {});
+        let conn = server.connect().await;
+        let _control = send_settings(&conn, SETTINGS_DRAFT16).await;
+        let auth = server.authority();
+        let (headers, ..) = request(&conn, &connect_with_token("webtransport-h3", &auth, "/missing", &[])).await;
+        assert_eq!(status(&headers), "405");
+        assert!(headers.iter().any(|(n, v)| n == "allow" && v.is_empty()), "405 without allow: {headers:?}");
+        let (headers, ..) = request(&conn, &connect_with_token("webtransport", &auth, "/missing", &[])).await;
+        assert_eq!(status(&headers), "404");
+        assert!(!headers.iter().any(|(n, _)| n == "allow"), "a 404 got allow: {headers:?}");
+        assert_serves(&server, Some(&conn)).await;
+        shutdown(server).await;
+    })
+    .await
+}
+
+/// draft-16 §3.2: "If the verification fails, the WebTransport server SHOULD reply with status
+/// code 403", for both tokens; no session is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_origin_check_is_403() {
+    bounded(30, async {
+        let server = echo_server(|_| {});
+        let conn = server.connect().await;
+        let _control = send_settings(&conn, SETTINGS_DRAFT16).await;
+        for token in ["webtransport", "webtransport-h3"] {
+            let block = connect_with_token(token, &server.authority(), "/echo", &[("origin", "https://evil.example")]);
+            let (headers, ..) = request(&conn, &block).await;
+            assert_eq!(status(&headers), "403", "{token}");
+        }
+        assert_eq!(server.server.session_count(), 0);
+        assert_serves(&server, Some(&conn)).await;
         shutdown(server).await;
     })
     .await

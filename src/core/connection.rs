@@ -704,6 +704,7 @@ async fn handle_request(
     let (mut headers, protocol) = match decision {
         Decision::Reject { status, headers } => {
             let status = if (200..300).contains(&status) || !(100..=999).contains(&status) { 500 } else { status };
+            let (status, headers) = info.refusal(status, headers);
             return respond_and_end(send, reader.recv, status, &headers).await;
         }
         Decision::Accept { headers, protocol } => (headers, protocol),
