@@ -89,6 +89,8 @@ export declare class NativeSession {
   /** Largest datagram payload now; 0 when the peer takes none. */
   maxDatagramSize(): number
   close(code: number, reason: string): void
+  /** Sends DRAIN_WEBTRANSPORT_SESSION once; nothing after the session ended. */
+  drain(): void
   draining(): Promise<void>
   stats(): NativeStats
 }

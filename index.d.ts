@@ -211,7 +211,10 @@ export class WebTransportSession {
   readonly ready: Promise<void>
   /** Resolves when either side closes (with the code and reason); rejects when the session is lost. */
   readonly closed: Promise<SessionCloseInfo>
-  /** Resolves when the session starts draining. */
+  /**
+   * Resolves when the session starts draining: `drain()`, the client's DRAIN_WEBTRANSPORT_SESSION,
+   * or `server.close()`; or when the session ends.
+   */
   readonly draining: Promise<void>
   readonly incomingBidirectionalStreams: ReadableStream<BidirectionalStream>
   readonly incomingUnidirectionalStreams: ReadableStream<WebTransportReceiveStream>
@@ -220,6 +223,12 @@ export class WebTransportSession {
   createUnidirectionalStream(): Promise<WebTransportSendStream>
   /** Sends CLOSE_WEBTRANSPORT_SESSION and ends the session's streams. */
   close(closeInfo?: CloseInfo): void
+  /**
+   * Asks the client to end this session soon (DRAIN_WEBTRANSPORT_SESSION; a browser's
+   * `wt.draining` resolves) and resolves this side's `draining`. Streams and datagrams keep
+   * working until one side closes. Idempotent; does nothing once the session has ended.
+   */
+  drain(): void
   getStats(): Promise<SessionStats>
 }
 

@@ -1446,6 +1446,7 @@ async fn closed_qpack_stream_is_closed_critical_stream() {
 // ---------------------------------------------------------------------------------------------
 
 const WT_CLOSE_SESSION: u64 = 0x2843;
+const WT_DRAIN_SESSION: u64 = 0x78ae;
 /// What a draft-16 client (webtransport-go >= 0.11) announces.
 const SETTINGS_DRAFT16: &[(u64, u64)] = &[(0x08, 1), (0x33, 1), (0x2c7c_f000, 1), (0x14e9_cd29, 4)];
 
@@ -1484,6 +1485,54 @@ async fn ends_clean(recv: &mut quinn::RecvStream, buf: &BytesMut, wait: Duration
         Ok(Err(e)) => Err(format!("read error {e}")),
         Err(_) => Err("no FIN".into()),
     }
+}
+
+/// `Session::drain` sends DRAIN_WEBTRANSPORT_SESSION (draft §4.6) once however often it is
+/// called, resolves the server's own `draining`, and leaves the session working (the draft: an
+/// endpoint "MAY continue using the session"); the close that follows is the next and last
+/// capsule, and a drain after the end does nothing. A server close after a drain sends no second
+/// drain either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_sends_one_capsule_and_the_session_keeps_working() {
+    bounded(40, async {
+        let (handler, mut handles) = hub();
+        let server = start_server(handler, |_| {});
+        let (conn, _control) = client(&server).await;
+        let auth = server.authority();
+
+        let (headers, mut send, mut recv, mut buf) = request(&conn, &connect_headers(&auth, "/echo", &[])).await;
+        assert_eq!(status(&headers), "200");
+        let id = u64::from(recv.id());
+        let session = handles.sessions.recv().await.unwrap();
+        session.drain();
+        session.drain();
+        tokio::time::timeout(Duration::from_secs(2), session.draining()).await.expect("draining resolves here too");
+        assert_eq!(read_capsule(&mut recv, &mut buf).await, Some((WT_DRAIN_SESSION, Bytes::new())));
+        assert_eq!(bidi_echo(&conn, id, b"after the drain").await, b"after the drain");
+        assert_datagram_echo(&conn, id).await;
+        session.drain();
+        session.close(7, "drained");
+        let (kind, payload) = read_capsule(&mut recv, &mut buf).await.expect("the close capsule");
+        assert_eq!(kind, WT_CLOSE_SESSION, "the capsule after the drain is the close, not a second drain");
+        assert_eq!(&payload[..], b"\0\0\0\x07drained");
+        ends_clean(&mut recv, &buf, Duration::from_secs(5)).await.expect("FIN after the close capsule");
+        send.finish().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), session.closed()).await.unwrap();
+        session.drain();
+
+        // A drained session and then a server close: the close is the only capsule that follows.
+        let (headers, _send, mut recv, mut buf) = request(&conn, &connect_headers(&auth, "/echo", &[])).await;
+        assert_eq!(status(&headers), "200");
+        let session = handles.sessions.recv().await.unwrap();
+        session.drain();
+        assert_eq!(read_capsule(&mut recv, &mut buf).await, Some((WT_DRAIN_SESSION, Bytes::new())));
+        let closing = tokio::spawn(async move { server.server.close(9, "bye", Duration::from_millis(200)).await });
+        let (kind, payload) = read_capsule(&mut recv, &mut buf).await.expect("the server's close capsule");
+        assert_eq!(kind, WT_CLOSE_SESSION, "a server close after a drain sends no second drain");
+        assert_eq!(&payload[..], b"\0\0\0\x09bye");
+        closing.await.unwrap();
+    })
+    .await
 }
 
 /// `:protocol` reaches the application as sent, for either draft's token.

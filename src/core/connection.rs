@@ -781,6 +781,12 @@ async fn drive_session(
                     let _ = tokio::time::timeout(Duration::from_secs(1), send.write_all(&proto::drain_capsule_frame())).await;
                     continue;
                 }
+                // Session::drain: the same capsule for this one session.
+                () = session.drain_request.notified(), if !drain_sent => {
+                    drain_sent = true;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), send.write_all(&proto::drain_capsule_frame())).await;
+                    continue;
+                }
             },
         };
         match chunk {

@@ -55,6 +55,10 @@ pub(crate) struct SessionShared {
     pub(crate) draining: watch::Sender<bool>,
     /// A local close request for the driver that owns the CONNECT stream.
     pub(crate) close_request: Mutex<Option<tokio::sync::oneshot::Sender<(u32, String)>>>,
+    /// A local drain request for that driver, which sends the capsule at most once per session
+    /// (a server close drains too). A `Notify` keeps one permit, so a request made while the
+    /// driver is busy elsewhere is not lost.
+    pub(crate) drain_request: Notify,
     /// The client's streams routed to this session, until the application accepts them.
     pub(crate) incoming_bidi: StreamQueue<(quinn::SendStream, quinn::RecvStream)>,
     pub(crate) incoming_uni: StreamQueue<quinn::RecvStream>,
@@ -95,6 +99,7 @@ impl SessionShared {
             end: watch::channel(None).0,
             draining: watch::channel(false).0,
             close_request: Mutex::new(Some(close_tx)),
+            drain_request: Notify::new(),
             incoming_bidi: StreamQueue::default(),
             incoming_uni: StreamQueue::default(),
             datagrams: Mutex::new(VecDeque::new()),
@@ -431,6 +436,19 @@ impl Session {
         }
     }
 
+    /// Starts draining the session: sends DRAIN_WEBTRANSPORT_SESSION, asking the client to end
+    /// it soon, and resolves [`Self::draining`] here too. Streams and datagrams keep working
+    /// until one side closes. Sent once per session, whether by this call or by a server close,
+    /// and not at all once a close is under way; after the session has ended this does nothing,
+    /// like [`Self::close`].
+    pub fn drain(&self) {
+        if self.shared.gone.is_cancelled() {
+            return;
+        }
+        self.shared.draining.send_replace(true);
+        self.shared.drain_request.notify_one();
+    }
+
     /// Resolves with how the session ended.
     pub async fn closed(&self) -> SessionEnd {
         let mut rx = self.shared.end.subscribe();
@@ -444,7 +462,8 @@ impl Session {
         }
     }
 
-    /// Resolves when the peer or the server starts draining the session, or when it ends (as
+    /// Resolves when the peer or the server starts draining the session ([`Self::drain`], a
+    /// server close, or the client's DRAIN_WEBTRANSPORT_SESSION), or when it ends (as
     /// the W3C API resolves `draining` on cleanup). Never pending past the session's end: a
     /// pending call would keep Node's event loop alive.
     pub async fn draining(&self) {
