@@ -94,6 +94,8 @@ export declare class NativeSession {
    */
   exportKeyingMaterial(label: Uint8Array, context: Uint8Array, length: number): Uint8Array
   close(code: number, reason: string): void
+  /** Sends DRAIN_WEBTRANSPORT_SESSION once; nothing after the session ended. */
+  drain(): void
   draining(): Promise<void>
   stats(): NativeStats
 }
@@ -256,6 +258,11 @@ export interface ReadyEvent {
 export interface RequestFields {
   url: string
   method: string
+  /**
+   * `:protocol`: `webtransport` (draft-02 clients: browsers) or `webtransport-h3` (draft-15
+   * on).
+   */
+  protocol: string
   path: string
   authority: string
   origin?: string

@@ -62,6 +62,13 @@ export class WebTransportError extends Error {
 export interface WebTransportRequest {
   /** `https://authority/path`. */
   readonly url: string
+  /** `:method`: always 'CONNECT' for a WebTransport request. */
+  readonly method: string
+  /**
+   * `:protocol`, the WebTransport draft the client speaks: 'webtransport' (draft-02 to -14:
+   * Chromium, Firefox) or 'webtransport-h3' (draft-15 on). Not the subprotocol: see `protocols`.
+   */
+  readonly protocol: 'webtransport' | 'webtransport-h3'
   /** `:path`, query included. */
   readonly path: string
   /** `:authority` (host and port the client asked for). */
@@ -103,7 +110,8 @@ export interface ServerOptions {
   /**
    * Decides a request after the origin check: return undefined to accept, a status (non-2xx
    * refuses), or `{ status, headers, protocol }` to add response headers or choose the
-   * subprotocol (one the client offered). Failures are handled like `checkOrigin`'s.
+   * subprotocol (one the client offered). Failures are handled like `checkOrigin`'s. A 404
+   * ("no WebTransport here") goes to a `webtransport-h3` client as 405, as its draft asks.
    */
   onRequest?: (request: WebTransportRequest) => RequestDecision | Promise<RequestDecision>
   /** Subprotocols in the server's preference order, matched against the client's WT-Available-Protocols. */
@@ -263,7 +271,10 @@ export class WebTransportSession {
   readonly ready: Promise<void>
   /** Resolves when either side closes (with the code and reason); rejects when the session is lost. */
   readonly closed: Promise<SessionCloseInfo>
-  /** Resolves when the session starts draining. */
+  /**
+   * Resolves when the session starts draining: `drain()`, the client's DRAIN_WEBTRANSPORT_SESSION,
+   * or `server.close()`; or when the session ends.
+   */
   readonly draining: Promise<void>
   readonly incomingBidirectionalStreams: ReadableStream<BidirectionalStream>
   readonly incomingUnidirectionalStreams: ReadableStream<WebTransportReceiveStream>
@@ -286,6 +297,12 @@ export class WebTransportSession {
   exportKeyingMaterial(label: ArrayBuffer | ArrayBufferView, context?: ArrayBuffer | ArrayBufferView, length?: number): Promise<Uint8Array>
   /** Sends CLOSE_WEBTRANSPORT_SESSION and ends the session's streams. */
   close(closeInfo?: CloseInfo): void
+  /**
+   * Asks the client to end this session soon (DRAIN_WEBTRANSPORT_SESSION; a browser's
+   * `wt.draining` resolves) and resolves this side's `draining`. Streams and datagrams keep
+   * working until one side closes. Idempotent; does nothing once the session has ended.
+   */
+  drain(): void
   getStats(): Promise<SessionStats>
 }
 

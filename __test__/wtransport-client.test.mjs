@@ -109,6 +109,35 @@ test('bulk: 10 MB echoed byte-exact while writing and reading concurrently', asy
   assert.equal(out.match, true)
 })
 
+// wtransport 0.7 has no draining signal: its CONNECT-stream driver reads CLOSE_WEBTRANSPORT_SESSION
+// and skips every other capsule, DRAIN_WEBTRANSPORT_SESSION included, and it ignores GOAWAY. What
+// it can show is that a drained session goes on: streams still echo, and the close that follows
+// the drain on the same CONNECT stream arrives with its code and reason. (The drain capsule on the
+// wire is checked by the raw client in tests/hostile.rs, `wt.draining` by chromium.test.mjs.)
+test('session.drain(): a drained session still echoes, and its later close reaches wtransport', async () => {
+  const drainOnOpen = (session) => {
+    if (session.request.path.startsWith('/drain')) session.drain()
+  }
+  echo.server.on('session', drainOnOpen)
+  try {
+    const echoed = await withNewSession(() => runClient(['bidi-echo', '1000'], { path: '/drain-echo' }))
+    const out = assertOk(echoed.result)
+    assert.equal(out.received, 1000)
+    assert.equal(out.match, true)
+    assert.equal((await settle(echoed.session.draining)).status, 'resolved', 'server session.draining')
+    assert.equal(echoed.session.request.protocol, 'webtransport', 'wtransport speaks draft-02')
+
+    const closed = await withNewSession(() => runClient(['server-close', '8', 'drained then closed'], { path: '/drain-close' }))
+    const end = assertOk(closed.result)
+    assert.equal(end.kind, 'ApplicationClosed')
+    assert.equal(end.code, 8)
+    assert.equal(end.reason, 'drained then closed')
+    assert.equal(end.via, 'capsule', JSON.stringify(end))
+  } finally {
+    echo.server.off('session', drainOnOpen)
+  }
+})
+
 test('server-close: the client sees the session close code and reason', async () => {
   const { result, session } = await withNewSession(() => runClient(['server-close', '7', 'server says bye']))
   const out = assertOk(result)

@@ -43,6 +43,8 @@ function requestFrom(fields) {
   }
   return {
     url: fields.url,
+    method: fields.method,
+    protocol: fields.protocol,
     path: fields.path,
     authority: fields.authority,
     origin: fields.origin ?? null,

@@ -160,7 +160,7 @@ class WebTransportSession {
     )
   }
 
-  /** Resolves when the session starts draining (the client sent DRAIN_WEBTRANSPORT_SESSION or the server is closing). */
+  /** Resolves when the session starts draining (`drain()`, the client sent DRAIN_WEBTRANSPORT_SESSION, or the server is closing). */
   get draining() {
     this.#draining ??= quiet(this.#native.draining())
     return this.#draining
@@ -258,6 +258,15 @@ class WebTransportSession {
       throw invalidOption(`reason must be at most ${MAX_REASON_BYTES} bytes of UTF-8`, RangeError)
     }
     this.#native.close(closeCode, reason)
+  }
+
+  /**
+   * Asks the client to end the session soon (DRAIN_WEBTRANSPORT_SESSION) and resolves this side's
+   * `draining`. The session keeps working until one side closes it. Idempotent; does nothing once
+   * the session has ended, as `close()` does.
+   */
+  drain() {
+    this.#native.drain()
   }
 
   /** Connection and datagram statistics. */

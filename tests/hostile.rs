@@ -48,6 +48,8 @@ async fn bounded<F: std::future::Future>(secs: u64, test: F) -> F::Output {
 /// according to its path.
 /// - `/quiet`: echoes streams but never reads datagrams (the datagram flood target);
 /// - `/firehose`: writes [`FIREHOSE`] bytes on the first bidirectional stream the client opens;
+/// - `/idle`: accepts no stream and reads no datagram, so what the client opens stays queued;
+/// - `/missing`: refused with 404, as an application refuses a path that takes no WebTransport;
 /// - anything else: the full echo of `support::serve_echo`.
 struct Hub {
     sessions: mpsc::UnboundedSender<Session>,
@@ -62,11 +64,17 @@ impl RequestHandler for Hub {
         let path = request.info.path.clone();
         let sessions = self.sessions.clone();
         let written = self.written.clone();
+        if path == "/missing" {
+            return request.reject(404, Vec::new());
+        }
         tokio::spawn(async move {
             let Some(session) = request.accept(Vec::new(), String::new()).await else { return };
             let _ = sessions.send(session.clone());
             match path.as_str() {
                 "/quiet" => echo_bidi(session).await,
+                "/idle" => {
+                    session.closed().await;
+                }
                 "/firehose" => firehose(session, written).await,
                 _ => serve_echo(session).await,
             }
@@ -1428,6 +1436,255 @@ async fn closed_qpack_stream_is_closed_critical_stream() {
             expect_connection_error(&conn, H3_CLOSED_CRITICAL_STREAM, what).await;
         }
         assert_serves(&server, None).await;
+        shutdown(server).await;
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Draft-16 answers, drain, and what a session's end does to its streams
+// ---------------------------------------------------------------------------------------------
+
+const WT_CLOSE_SESSION: u64 = 0x2843;
+const WT_DRAIN_SESSION: u64 = 0x78ae;
+/// What a draft-16 client (webtransport-go >= 0.11) announces.
+/// A draft-16 client that uses WebTransport flow control (as webtransport-go 0.12 does), with
+/// initial limits that let the server answer.
+const SETTINGS_DRAFT16: &[(u64, u64)] =
+    &[(0x08, 1), (0x33, 1), (0x2c7c_f000, 1), (0x2b61, 1 << 20), (0x2b64, 16), (0x2b65, 16)];
+
+fn connect_with_token(token: &str, authority: &str, path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut fields = vec![
+        (":method", "CONNECT"),
+        (":protocol", token),
+        (":scheme", "https"),
+        (":authority", authority),
+        (":path", path),
+    ];
+    fields.extend_from_slice(extra);
+    encode_headers(&fields)
+}
+
+/// The next capsule on a CONNECT stream (one per DATA frame, as the server writes them): its
+/// type and payload; `None` when the stream ends or fails first.
+async fn read_capsule(recv: &mut quinn::RecvStream, buf: &mut BytesMut) -> Option<(u64, Bytes)> {
+    let (kind, payload) = tokio::time::timeout(Duration::from_secs(5), read_frame(recv, buf)).await.ok()??;
+    assert_eq!(kind, 0x00, "a capsule comes in a DATA frame");
+    let mut cursor = &payload[..];
+    let capsule_type = varint::decode(&mut cursor).expect("capsule type");
+    let len = varint::decode(&mut cursor).expect("capsule length") as usize;
+    assert_eq!(cursor.len(), len, "one whole capsule per DATA frame");
+    Some((capsule_type, Bytes::copy_from_slice(cursor)))
+}
+
+/// Whether the stream ends (FIN) with nothing more on it, within `wait`.
+async fn ends_clean(recv: &mut quinn::RecvStream, buf: &BytesMut, wait: Duration) -> Result<(), String> {
+    if !buf.is_empty() {
+        return Err(format!("{} more bytes before the end", buf.len()));
+    }
+    match tokio::time::timeout(wait, recv.read_chunk(1 << 16, true)).await {
+        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(Some(chunk))) => Err(format!("{} more bytes: {:x?}", chunk.bytes.len(), &chunk.bytes[..])),
+        Ok(Err(e)) => Err(format!("read error {e}")),
+        Err(_) => Err("no FIN".into()),
+    }
+}
+
+/// `Session::drain` sends DRAIN_WEBTRANSPORT_SESSION (draft §4.6) once however often it is
+/// called, resolves the server's own `draining`, and leaves the session working (the draft: an
+/// endpoint "MAY continue using the session"); the close that follows is the next and last
+/// capsule, and a drain after the end does nothing. A server close after a drain sends no second
+/// drain either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_sends_one_capsule_and_the_session_keeps_working() {
+    bounded(40, async {
+        let (handler, mut handles) = hub();
+        let server = start_server(handler, |_| {});
+        let (conn, _control) = client(&server).await;
+        let auth = server.authority();
+
+        let (headers, mut send, mut recv, mut buf) = request(&conn, &connect_headers(&auth, "/echo", &[])).await;
+        assert_eq!(status(&headers), "200");
+        let id = u64::from(recv.id());
+        let session = handles.sessions.recv().await.unwrap();
+        session.drain();
+        session.drain();
+        tokio::time::timeout(Duration::from_secs(2), session.draining()).await.expect("draining resolves here too");
+        assert_eq!(read_capsule(&mut recv, &mut buf).await, Some((WT_DRAIN_SESSION, Bytes::new())));
+        assert_eq!(bidi_echo(&conn, id, b"after the drain").await, b"after the drain");
+        assert_datagram_echo(&conn, id).await;
+        session.drain();
+        session.close(7, "drained");
+        let (kind, payload) = read_capsule(&mut recv, &mut buf).await.expect("the close capsule");
+        assert_eq!(kind, WT_CLOSE_SESSION, "the capsule after the drain is the close, not a second drain");
+        assert_eq!(&payload[..], b"\0\0\0\x07drained");
+        ends_clean(&mut recv, &buf, Duration::from_secs(5)).await.expect("FIN after the close capsule");
+        send.finish().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), session.closed()).await.unwrap();
+        session.drain();
+
+        // A drained session and then a server close: the close is the only capsule that follows.
+        let (headers, _send, mut recv, mut buf) = request(&conn, &connect_headers(&auth, "/echo", &[])).await;
+        assert_eq!(status(&headers), "200");
+        let session = handles.sessions.recv().await.unwrap();
+        session.drain();
+        assert_eq!(read_capsule(&mut recv, &mut buf).await, Some((WT_DRAIN_SESSION, Bytes::new())));
+        let closing = tokio::spawn(async move { server.server.close(9, "bye", Duration::from_millis(200)).await });
+        let (kind, payload) = read_capsule(&mut recv, &mut buf).await.expect("the server's close capsule");
+        assert_eq!(kind, WT_CLOSE_SESSION, "a server close after a drain sends no second drain");
+        assert_eq!(&payload[..], b"\0\0\0\x09bye");
+        closing.await.unwrap();
+    })
+    .await
+}
+
+/// `:protocol` reaches the application as sent, for either draft's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_protocol_is_the_token_the_client_sent() {
+    bounded(30, async {
+        let (handler, mut handles) = hub();
+        let server = start_server(handler, |_| {});
+        let conn = server.connect().await;
+        let _control = send_settings(&conn, SETTINGS_DRAFT16).await;
+        for token in ["webtransport", "webtransport-h3"] {
+            let block = connect_with_token(token, &server.authority(), "/echo", &[]);
+            let (headers, mut send, _recv, _) = request(&conn, &block).await;
+            assert_eq!(status(&headers), "200", "{token}");
+            let session = handles.sessions.recv().await.unwrap();
+            assert_eq!(session.request().protocol, token);
+            assert_eq!(session.request().method, "CONNECT");
+            send.finish().unwrap();
+        }
+        assert_serves(&server, None).await;
+        shutdown(server).await;
+    })
+    .await
+}
+
+/// draft-16 §3.2: a resource that does not take WebTransport "SHOULD reply with status code
+/// 405" to a `webtransport-h3` request; the application says so with a 404, which a draft-02
+/// client (`webtransport`) still gets, as its draft says. A 405 carries `allow` (RFC 9110
+/// §15.5.6), empty: the server serves no method there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_is_405_for_webtransport_h3() {
+    bounded(30, async {
+        let server = echo_server(|_| {});
+        let conn = server.connect().await;
+        let _control = send_settings(&conn, SETTINGS_DRAFT16).await;
+        let auth = server.authority();
+        let (headers, ..) = request(&conn, &connect_with_token("webtransport-h3", &auth, "/missing", &[])).await;
+        assert_eq!(status(&headers), "405");
+        assert!(headers.iter().any(|(n, v)| n == "allow" && v.is_empty()), "405 without allow: {headers:?}");
+        let (headers, ..) = request(&conn, &connect_with_token("webtransport", &auth, "/missing", &[])).await;
+        assert_eq!(status(&headers), "404");
+        assert!(!headers.iter().any(|(n, _)| n == "allow"), "a 404 got allow: {headers:?}");
+        assert_serves(&server, Some(&conn)).await;
+        shutdown(server).await;
+    })
+    .await
+}
+
+/// draft-16 §3.2: "If the verification fails, the WebTransport server SHOULD reply with status
+/// code 403", for both tokens; no session is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_origin_check_is_403() {
+    bounded(30, async {
+        let server = echo_server(|_| {});
+        let conn = server.connect().await;
+        let _control = send_settings(&conn, SETTINGS_DRAFT16).await;
+        for token in ["webtransport", "webtransport-h3"] {
+            let block = connect_with_token(token, &server.authority(), "/echo", &[("origin", "https://evil.example")]);
+            let (headers, ..) = request(&conn, &block).await;
+            assert_eq!(status(&headers), "403", "{token}");
+        }
+        assert_eq!(server.server.session_count(), 0);
+        assert_serves(&server, Some(&conn)).await;
+        shutdown(server).await;
+    })
+    .await
+}
+
+/// A bidirectional and a unidirectional stream of the session, opened and written but not
+/// finished; when `echoed`, waits until the application has the bidirectional one (a byte of
+/// echo comes back).
+async fn open_session_streams(
+    conn: &quinn::Connection,
+    id: u64,
+    echoed: bool,
+) -> (quinn::SendStream, quinn::RecvStream, quinn::SendStream) {
+    let (mut bi_send, mut bi_recv) = conn.open_bi().await.unwrap();
+    let mut bytes = wt_bidi_header(id);
+    bytes.put_slice(b"x");
+    bi_send.write_all(&bytes).await.unwrap();
+    if echoed {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(5), bi_recv.read_exact(&mut byte)).await.unwrap().unwrap();
+    }
+    let mut uni = conn.open_uni().await.unwrap();
+    let mut bytes = wt_uni_header(id);
+    bytes.put_slice(b"y");
+    uni.write_all(&bytes).await.unwrap();
+    // Routed to the session (its queue, or the application) before the end.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (bi_send, bi_recv, uni)
+}
+
+async fn assert_gone(
+    what: &str,
+    bi_send: &quinn::SendStream,
+    bi_recv: &mut quinn::RecvStream,
+    uni: &quinn::SendStream,
+) {
+    let got = answer(bi_recv, Duration::from_secs(5)).await;
+    assert!(matches!(got, Answer::Reset(WT_SESSION_GONE)), "{what}: the bidi stream's read got {got:?}");
+    let stop = stop_code(bi_send, Duration::from_secs(5)).await;
+    assert_eq!(stop, Some(WT_SESSION_GONE), "{what}: the bidi stream's write got STOP_SENDING {stop:x?}");
+    let stop = stop_code(uni, Duration::from_secs(5)).await;
+    assert_eq!(stop, Some(WT_SESSION_GONE), "{what}: the uni stream got STOP_SENDING {stop:x?}");
+}
+
+/// draft §6: once a session is terminated the endpoint "MUST reset the send side and abort
+/// reading on the receive side of all ... streams associated with the session ... using the
+/// WT_SESSION_GONE error code": streams the application is using, and streams still queued for
+/// an application that never accepted them. On a local close the server also stops the CONNECT
+/// stream's receive side with WT_SESSION_GONE ("MAY", done so the client need not send more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_end_resets_and_stops_its_streams_with_session_gone() {
+    bounded(60, async {
+        let (handler, mut handles) = hub();
+        let server = start_server(handler, |_| {});
+        let (conn, _control) = client(&server).await;
+        let auth = server.authority();
+
+        for (path, echoed) in [("/idle", false), ("/echo", true)] {
+            // The client closes: capsule and FIN.
+            let (headers, mut send, mut recv, _) = request(&conn, &connect_headers(&auth, path, &[])).await;
+            assert_eq!(status(&headers), "200");
+            let id = u64::from(recv.id());
+            let session = handles.sessions.recv().await.unwrap();
+            let (bi_send, mut bi_recv, uni) = open_session_streams(&conn, id, echoed).await;
+            send.write_all(&close_capsule(1, b"done")).await.unwrap();
+            send.finish().unwrap();
+            let what = format!("{path}, client close");
+            assert_gone(&what, &bi_send, &mut bi_recv, &uni).await;
+            assert!(matches!(answer(&mut recv, Duration::from_secs(5)).await, Answer::Fin), "{what}: CONNECT FIN");
+            tokio::time::timeout(Duration::from_secs(5), session.closed()).await.unwrap();
+
+            // The server closes.
+            let (headers, send, mut recv, mut buf) = request(&conn, &connect_headers(&auth, path, &[])).await;
+            assert_eq!(status(&headers), "200");
+            let id = u64::from(recv.id());
+            let session = handles.sessions.recv().await.unwrap();
+            let (bi_send, mut bi_recv, uni) = open_session_streams(&conn, id, echoed).await;
+            session.close(2, "bye");
+            let what = format!("{path}, server close");
+            assert_eq!(read_capsule(&mut recv, &mut buf).await.map(|c| c.0), Some(WT_CLOSE_SESSION), "{what}");
+            ends_clean(&mut recv, &buf, Duration::from_secs(5)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_gone(&what, &bi_send, &mut bi_recv, &uni).await;
+            let stop = stop_code(&send, Duration::from_secs(5)).await;
+            assert_eq!(stop, Some(WT_SESSION_GONE), "{what}: the CONNECT stream got STOP_SENDING {stop:x?}");
+        }
+        assert_serves(&server, Some(&conn)).await;
         shutdown(server).await;
     })
     .await

@@ -6,6 +6,7 @@
 // clients can test server-initiated behaviour:
 //   "open-bidi\n" / "open-uni\n"    the server opens a stream carrying 'server bidi' / 'server uni'
 //   "close <code> <reason>\n"         the server closes the session with that code and reason
+//   "drain\n"                         the server drains the session (session.drain()), then answers 'draining'
 //   "reset <code>\n"                  the server aborts its side of this stream (RESET_STREAM, code)
 //   "stop <code>\n"                   the server cancels reading this stream (STOP_SENDING, code)
 //   "burst <count> <size>\n"          the server sends `count` datagrams of `size` bytes back to back
@@ -115,6 +116,12 @@ async function handleBidi(session, stream, streamErrors) {
     const w = uni.getWriter()
     await w.write(new TextEncoder().encode('server uni'))
     await w.close()
+    await writer.close()
+    return
+  }
+  if (head.startsWith('drain\n')) {
+    session.drain()
+    await writer.write(new TextEncoder().encode('draining'))
     await writer.close()
     return
   }

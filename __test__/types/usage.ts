@@ -29,6 +29,12 @@ const server = new Server({
 server.on('session', async (session: WebTransportSession) => {
   const path: string = session.request.path
   const protocol: string = session.protocol
+  const draft: 'webtransport' | 'webtransport-h3' = session.request.protocol
+  const method: string = session.request.method
+  // Ask the client to wrap up; the session keeps working until one side closes it.
+  session.drain()
+  await session.draining
+  void [draft, method]
   for await (const { readable, writable } of session.incomingBidirectionalStreams) {
     await readable.pipeTo(writable)
     const receive: WebTransportReceiveStream = readable

@@ -11,6 +11,9 @@ use crate::core::{IncomingRequest, RequestInfo};
 pub struct RequestFields {
     pub url: String,
     pub method: String,
+    /// `:protocol`: `webtransport` (draft-02 clients: browsers) or `webtransport-h3` (draft-15
+    /// on).
+    pub protocol: String,
     pub path: String,
     pub authority: String,
     pub origin: Option<String>,
@@ -25,6 +28,7 @@ pub(crate) fn request_fields(info: &RequestInfo) -> RequestFields {
     RequestFields {
         url: info.url(),
         method: info.method.clone(),
+        protocol: info.protocol.clone(),
         path: info.path.clone(),
         authority: info.authority.clone(),
         origin: info.origin.clone(),

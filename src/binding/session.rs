@@ -271,6 +271,12 @@ impl NativeSession {
         self.session.close(code, &reason);
     }
 
+    /// Sends DRAIN_WEBTRANSPORT_SESSION once; nothing after the session ended.
+    #[napi(catch_unwind)]
+    pub fn drain(&self) {
+        self.session.drain();
+    }
+
     #[napi]
     pub async fn draining(&self) {
         self.session.draining().await;

@@ -732,6 +732,7 @@ async fn handle_request(
     let (mut headers, protocol) = match decision {
         Decision::Reject { status, headers } => {
             let status = if (200..300).contains(&status) || !(100..=999).contains(&status) { 500 } else { status };
+            let (status, headers) = info.refusal(status, headers);
             return respond_and_end(send, reader.recv, status, &headers).await;
         }
         Decision::Accept { headers, protocol } => (headers, protocol),
@@ -822,6 +823,12 @@ async fn drive_session(
                 () = state.server.closing.cancelled(), if !drain_sent => {
                     drain_sent = true;
                     session.draining.send_replace(true);
+                    let _ = tokio::time::timeout(Duration::from_secs(1), send.write_all(&proto::drain_capsule_frame())).await;
+                    continue;
+                }
+                // Session::drain: the same capsule for this one session.
+                () = session.drain_request.notified(), if !drain_sent => {
+                    drain_sent = true;
                     let _ = tokio::time::timeout(Duration::from_secs(1), send.write_all(&proto::drain_capsule_frame())).await;
                     continue;
                 }

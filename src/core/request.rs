@@ -38,6 +38,21 @@ impl RequestInfo {
     pub fn is_webtransport(&self) -> bool {
         self.method == "CONNECT" && WEBTRANSPORT_PROTOCOLS.contains(&self.protocol.as_str())
     }
+
+    /// The status and headers a refusal goes out with. An application's 404 says that nothing
+    /// here takes WebTransport, which draft-02 answers with 404 and draft-15 on with 405 (Method
+    /// Not Allowed): each client gets its own draft's answer, by the token it sent. A 405 must
+    /// list the allowed methods (RFC 9110 §15.5.6); an empty `allow` says none, true of a server
+    /// that answers every plain request with 404, unless the application gave its own.
+    pub fn refusal(&self, status: u16, mut headers: Vec<(String, String)>) -> (u16, Vec<(String, String)>) {
+        if status != 404 || self.protocol != "webtransport-h3" {
+            return (status, headers);
+        }
+        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("allow")) {
+            headers.push(("allow".into(), String::new()));
+        }
+        (405, headers)
+    }
 }
 
 /// Why a header section is not a well-formed request (RFC 9114 §4.3.1, RFC 9220 §3); answered
@@ -268,6 +283,20 @@ mod tests {
         let mut f = connect(&[]);
         f[1].value = "webtransport-h3".into();
         assert!(parse_request(f, remote()).unwrap().is_webtransport());
+    }
+
+    #[test]
+    fn not_found_is_405_for_draft16_clients_only() {
+        let mut info = parse_request(connect(&[]), remote()).unwrap();
+        assert_eq!(info.refusal(404, vec![]), (404, vec![]));
+        assert_eq!(info.refusal(403, vec![]).0, 403);
+        info.protocol = "webtransport-h3".into();
+        assert_eq!(info.refusal(404, vec![]), (405, vec![("allow".into(), String::new())]));
+        assert_eq!(
+            info.refusal(404, vec![("Allow".into(), "GET".into())]),
+            (405, vec![("Allow".into(), "GET".into())])
+        );
+        assert_eq!(info.refusal(403, vec![]).0, 403);
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub(crate) struct SessionShared {
     pub(crate) draining: watch::Sender<bool>,
     /// A local close request for the driver that owns the CONNECT stream.
     pub(crate) close_request: Mutex<Option<tokio::sync::oneshot::Sender<(u32, String)>>>,
+    /// A local drain request for that driver, which sends the capsule at most once per session
+    /// (a server close drains too). A `Notify` keeps one permit, so a request made while the
+    /// driver is busy elsewhere is not lost.
+    pub(crate) drain_request: Notify,
     /// The client's streams routed to this session, until the application accepts them, each
     /// with its place in the flow-control stream limit.
     pub(crate) incoming_bidi: StreamQueue<(quinn::SendStream, quinn::RecvStream, Option<StreamCredit>)>,
@@ -100,6 +104,7 @@ impl SessionShared {
             end: watch::channel(None).0,
             draining: watch::channel(false).0,
             close_request: Mutex::new(Some(close_tx)),
+            drain_request: Notify::new(),
             incoming_bidi: StreamQueue::default(),
             incoming_uni: StreamQueue::default(),
             flow,
@@ -174,6 +179,7 @@ impl SessionShared {
             }
         });
         self.gone.cancel();
+        self.abandon_queued_streams();
         self.datagram_ready.notify_waiters();
         let mut link = self.link();
         if let Link::Open(conn) = &*link {
@@ -181,6 +187,21 @@ impl SessionShared {
         }
         drop(link);
         self.unacknowledged.release();
+    }
+
+    /// The client's streams nobody accepted yet end with the session (draft §6: reset and stop
+    /// with WT_SESSION_GONE). Left queued, they would wait for the session's last handle to go
+    /// (a JS wrapper's collection) and quinn would then end them with a FIN and STOP_SENDING 0,
+    /// which reads as a complete stream.
+    fn abandon_queued_streams(&self) {
+        let gone = quinn::VarInt::from_u64(code::WT_SESSION_GONE).unwrap_or_default();
+        for (mut send, mut recv, _credit) in self.incoming_bidi.take_all() {
+            let _ = send.reset(gone);
+            let _ = recv.stop(gone);
+        }
+        for (mut recv, _credit) in self.incoming_uni.take_all() {
+            let _ = recv.stop(gone);
+        }
     }
 
     fn link(&self) -> std::sync::MutexGuard<'_, Link> {
@@ -233,8 +254,12 @@ impl<T> StreamQueue<T> {
         self.ready.notify_one();
     }
 
+    fn take_all(&self) -> VecDeque<T> {
+        std::mem::take(&mut *self.lock())
+    }
+
     /// Waits for one item, then takes whatever else is queued, up to `max`. Empty once `gone` is
-    /// cancelled and nothing is queued: what arrived before the end is still handed out first.
+    /// cancelled (the session's end takes what was queued).
     /// Cancel-safe: nothing is taken until it is returned.
     async fn recv_batch(&self, gone: &CancellationToken, max: usize) -> Vec<T> {
         loop {
@@ -479,6 +504,19 @@ impl Session {
         }
     }
 
+    /// Starts draining the session: sends DRAIN_WEBTRANSPORT_SESSION, asking the client to end
+    /// it soon, and resolves [`Self::draining`] here too. Streams and datagrams keep working
+    /// until one side closes. Sent once per session, whether by this call or by a server close,
+    /// and not at all once a close is under way; after the session has ended this does nothing,
+    /// like [`Self::close`].
+    pub fn drain(&self) {
+        if self.shared.gone.is_cancelled() {
+            return;
+        }
+        self.shared.draining.send_replace(true);
+        self.shared.drain_request.notify_one();
+    }
+
     /// Resolves with how the session ended.
     pub async fn closed(&self) -> SessionEnd {
         let mut rx = self.shared.end.subscribe();
@@ -492,7 +530,8 @@ impl Session {
         }
     }
 
-    /// Resolves when the peer or the server starts draining the session, or when it ends (as
+    /// Resolves when the peer or the server starts draining the session ([`Self::drain`], a
+    /// server close, or the client's DRAIN_WEBTRANSPORT_SESSION), or when it ends (as
     /// the W3C API resolves `draining` on cleanup). Never pending past the session's end: a
     /// pending call would keep Node's event loop alive.
     pub async fn draining(&self) {

@@ -447,7 +447,11 @@ pub async fn pipe(recv: &mut RecvStream, send: &mut SendStream) -> PipeEnd {
         match recv.read_gathered(PIPE_BYTES).await {
             Ok(Some(data)) => {
                 if let Err(e) = send.write(Bytes::from(data)).await {
-                    recv.stop(e.stream_error_code.unwrap_or(0));
+                    if e.code == ErrorCode::SessionClosed {
+                        recv.abandon();
+                    } else {
+                        recv.stop(e.stream_error_code.unwrap_or(0));
+                    }
                     return PipeEnd::DestinationFailed(e);
                 }
             }
@@ -458,7 +462,13 @@ pub async fn pipe(recv: &mut RecvStream, send: &mut SendStream) -> PipeEnd {
                 };
             }
             Err(e) => {
-                send.reset(e.stream_error_code.unwrap_or(0));
+                // The session's end is no application error: the other side goes with
+                // WT_SESSION_GONE too, not with application code 0.
+                if e.code == ErrorCode::SessionClosed {
+                    send.abandon();
+                } else {
+                    send.reset(e.stream_error_code.unwrap_or(0));
+                }
                 return PipeEnd::SourceFailed(e);
             }
         }
