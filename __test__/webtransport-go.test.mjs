@@ -88,6 +88,10 @@ test('v0.11.1 bidi-echo: a client stream comes back byte-exact, then a clean clo
     const out = assertClientOk(result)
     assert.equal(out.status, 200)
     assert.deepEqual({ bytes: out.bytes, received: out.received, match: out.match }, { bytes, received: bytes, match: true })
+    // The draft-15/16 token, as the request reports it; v0.11.1 declares no flow control.
+    assert.equal(session.request.protocol, 'webtransport-h3')
+    assert.equal(session.request.method, 'CONNECT')
+    assert.equal((await session.getStats()).flowControl, null)
     // The client's CloseWithError(0, "") returns only once the server ended the CONNECT stream.
     assert.equal(out.closed, true)
     await assertServerClosed(session, 0, '')
