@@ -4,6 +4,8 @@
 // - late-settings: the client's HTTP/3 SETTINGS arrive 300 ms after its CONNECT;
 // - no-webtransport: a client whose SETTINGS lack WebTransport/H3_DATAGRAM is refused
 //   with a 4xx, and the connection still serves a GET / afterwards;
+// - drain: session.drain() reaches aioquic as a DRAIN_WEBTRANSPORT_SESSION capsule on the CONNECT
+//   stream (wtransport 0.7 has no way to see it), and a stream opened after it still echoes;
 // - safari-settings: Safari 26.4+'s SETTINGS (WebTransport flow control declared), against a
 //   server with its own `flowControl` option: the limits go out in SETTINGS and are counted.
 // Needs python3 with aioquic: python3 -m pip install -r __test__/clients/requirements.txt
@@ -175,4 +177,16 @@ test("Safari's SETTINGS: the flowControl option's limits are sent and enforced, 
   } finally {
     await server.close()
   }
+})
+
+test('session.drain(): aioquic reads DRAIN_WEBTRANSPORT_SESSION on the CONNECT stream, then a new stream still echoes', async () => {
+  const { result, code, context } = await runScenario('drain')
+  assertPinned(result, context)
+  assert.equal(result.connect.status, 200, context)
+  assert.equal(result.drain.answer, 'draining', context)
+  assert.deepEqual(result.drain.capsules, ['0x78ae'], `exactly one capsule, the drain: ${context}`)
+  assert.equal(result.drain.sessionStreamEnded, false, `the session stays open: ${context}`)
+  assertBidiEcho(result, context)
+  assert.deepEqual(result.errors, [], context)
+  assert.equal(code, 0, context)
 })

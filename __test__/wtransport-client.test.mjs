@@ -113,7 +113,7 @@ test('bulk: 10 MB echoed byte-exact while writing and reading concurrently', asy
 // and skips every other capsule, DRAIN_WEBTRANSPORT_SESSION included, and it ignores GOAWAY. What
 // it can show is that a drained session goes on: streams still echo, and the close that follows
 // the drain on the same CONNECT stream arrives with its code and reason. (The drain capsule on the
-// wire is checked by the raw client in tests/hostile.rs, `wt.draining` by chromium.test.mjs.)
+// wire is checked by the raw client in tests/hostile.rs and by aioquic, `wt.draining` by chromium.test.mjs.)
 test('session.drain(): a drained session still echoes, and its later close reaches wtransport', async () => {
   const drainOnOpen = (session) => {
     if (session.request.path.startsWith('/drain')) session.drain()

@@ -595,6 +595,54 @@ async def scenario_safari_settings(client: Client, args, result: dict, errors: l
     await check_bidi(client, sid, result, errors)
 
 
+def capsule_types(body: bytes) -> list[int] | None:
+    """The types of the whole capsules in `body` (the CONNECT stream's DATA payloads), or None
+    if it is not a capsule sequence."""
+    from aioquic.buffer import Buffer, BufferReadError
+
+    types = []
+    buf = Buffer(data=bytes(body))
+    try:
+        while not buf.eof():
+            kind = buf.pull_uint_var()
+            length = buf.pull_uint_var()
+            buf.pull_bytes(length)
+            types.append(kind)
+    except BufferReadError:
+        return types
+    return types
+
+
+DRAIN_WEBTRANSPORT_SESSION = 0x78AE
+
+
+async def scenario_drain(client: Client, args, result: dict, errors: list[str]) -> None:
+    sent_at = client.now_ms()
+    sid = client.send_request(connect_headers(args.port), end_stream=False)
+    req = await client.response(sid, "CONNECT response")
+    status = record_connect(client, req, result, sent_at)
+    if status != 200:
+        raise ScenarioError(f"CONNECT: expected :status 200, got {status} (reset {req.reset_code})")
+    # The echo server's "drain" command makes it call session.drain() on this session.
+    command = client.open_wt_bidi(sid)
+    client._quic.send_stream_data(command, b"drain\n", end_stream=True)
+    client.transmit()
+    answer = client.raw_streams[command]
+    await client.wait_until(lambda: answer.ended or answer.reset_code is not None, STEP_TIMEOUT_S, "the drain command's answer")
+    await client.wait_until(
+        lambda: DRAIN_WEBTRANSPORT_SESSION in (capsule_types(req.body) or []),
+        STEP_TIMEOUT_S,
+        "a DRAIN_WEBTRANSPORT_SESSION capsule on the CONNECT stream",
+    )
+    result["drain"] = {
+        "answer": bytes(answer.data).decode("utf-8", "replace"),
+        "capsules": [hex(t) for t in capsule_types(req.body) or []],
+        "sessionStreamEnded": req.ended,
+    }
+    # Draining is a request: a stream opened after it still echoes.
+    await check_bidi(client, sid, result, errors)
+
+
 # What Safari 26.4+ sends as reported (quic-go/webtransport-go #261, #355; hyperium/h3 #347): H3
 # datagrams and SETTINGS_WT_MAX_SESSIONS above 1, which declares WebTransport flow control
 # (draft-14), and not the draft-02 ENABLE_WEBTRANSPORT. The initial limits it gives the server are
@@ -612,6 +660,7 @@ SCENARIOS = {
     "late-settings": (scenario_late_settings, True, True, {}),
     "no-webtransport": (scenario_no_webtransport, False, False, {}),
     "safari-settings": (scenario_safari_settings, True, False, SAFARI_SETTINGS),
+    "drain": (scenario_drain, True, False, {}),
 }
 
 
