@@ -14,6 +14,7 @@ import { Server, generateCertificate } from '../index.js'
 import { startEchoServer } from './support/echo-server.mjs'
 import { assertClientBuilt, runWtClient } from './support/wt-client.mjs'
 import { startBrowserEnv, runInPage, closePage, withTimeout } from './support/browser.mjs'
+import { settle } from './support/settle.mjs'
 
 
 const certificate = generateCertificate({ hostnames: ['127.0.0.1'], days: 3 })
@@ -71,17 +72,6 @@ async function waitFor(predicate, ms) {
 }
 
 /** Settles `promise` into { status, value | error, ms } or { status: 'pending' } after `ms`. */
-function settle(promise, ms) {
-  const started = Date.now()
-  return Promise.race([
-    promise.then(
-      (value) => ({ status: 'resolved', value, ms: Date.now() - started }),
-      (error) => ({ status: 'rejected', error, ms: Date.now() - started }),
-    ),
-    sleep(ms).then(() => ({ status: 'pending' })),
-  ])
-}
-
 function runClient(server, args, { timeoutMs = 30_000 } = {}) {
   return runWtClient(server, args, { timeoutMs })
 }

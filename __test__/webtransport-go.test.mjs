@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url'
 
 import { startEchoServer } from './support/echo-server.mjs'
 import { assertClientOk, runWtClient } from './support/wt-client.mjs'
+import { settle } from './support/settle.mjs'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const client = (module) => path.join(repo, 'build', 'webtransport-go', module, 'wtgo-client')
@@ -35,17 +36,7 @@ before(async () => {
 })
 
 after(async () => {
-  if (!echo) return
-  // A close that never settles is a server bug: report it instead of hanging the run.
-  let timer
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error('echo server close() did not settle within 10 s')), 10000)
-  })
-  try {
-    await Promise.race([echo.close(), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
+  if (echo) await echo.closeWithin()
 })
 
 /** Runs one scenario of `peer`'s client against the echo server; asserts which library ran. */
@@ -63,16 +54,6 @@ async function withNewSession(fn) {
   const result = await fn()
   assert.equal(echo.sessions.length, before + 1, 'expected exactly one new server session')
   return { result, session: echo.sessions[before] }
-}
-
-function settle(promise, ms = 5000) {
-  return Promise.race([
-    promise.then(
-      (value) => ({ status: 'resolved', value }),
-      (error) => ({ status: 'rejected', error }),
-    ),
-    new Promise((resolve) => setTimeout(() => resolve({ status: 'pending' }), ms).unref()),
-  ])
 }
 
 /** The server session ended with a clean close carrying this code and reason. */

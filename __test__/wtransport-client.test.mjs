@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 
 import { startEchoServer } from './support/echo-server.mjs'
 import { assertClientBuilt, assertClientOk, runWtClient } from './support/wt-client.mjs'
+import { settle } from './support/settle.mjs'
 
 let echo
 
@@ -17,17 +18,7 @@ before(async () => {
 })
 
 after(async () => {
-  if (!echo) return
-  // A close that never settles is a server bug: report it instead of hanging the run.
-  let timer
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error('echo server close() did not settle within 10 s')), 10000)
-  })
-  try {
-    await Promise.race([echo.close(), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
+  if (echo) await echo.closeWithin()
 })
 
 /** Runs one scenario against the suite's echo server (or `server`). */
@@ -53,16 +44,6 @@ async function waitFor(predicate, ms = 3000) {
     if (value || Date.now() >= deadline) return value
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
-}
-
-function settle(promise, ms = 5000) {
-  return Promise.race([
-    promise.then(
-      (value) => ({ status: 'resolved', value }),
-      (error) => ({ status: 'rejected', error }),
-    ),
-    new Promise((resolve) => setTimeout(() => resolve({ status: 'pending' }), ms).unref()),
-  ])
 }
 
 test('bidi-echo: 1000 bytes come back byte-exact', async () => {

@@ -585,13 +585,19 @@ async def scenario_no_webtransport(client: Client, args, result: dict, errors: l
     await do_get(client, args.port, result, "getAfter", errors)
 
 
-async def scenario_safari_settings(client: Client, args, result: dict, errors: list[str]) -> None:
+async def open_session(client: Client, args, result: dict, what: str) -> int:
+    """Sends the CONNECT and records its answer; the session id, or a ScenarioError unless 200."""
     sent_at = client.now_ms()
     sid = client.send_request(connect_headers(args.port), end_stream=False)
     req = await client.response(sid, "CONNECT response")
     status = record_connect(client, req, result, sent_at)
     if status != 200:
-        raise ScenarioError(f"CONNECT with Safari's SETTINGS: expected :status 200, got {status} (reset {req.reset_code})")
+        raise ScenarioError(f"CONNECT {what}: expected :status 200, got {status} (reset {req.reset_code})")
+    return sid
+
+
+async def scenario_safari_settings(client: Client, args, result: dict, errors: list[str]) -> None:
+    sid = await open_session(client, args, result, "with Safari's SETTINGS")
     await check_bidi(client, sid, result, errors)
 
 
@@ -617,12 +623,8 @@ DRAIN_WEBTRANSPORT_SESSION = 0x78AE
 
 
 async def scenario_drain(client: Client, args, result: dict, errors: list[str]) -> None:
-    sent_at = client.now_ms()
-    sid = client.send_request(connect_headers(args.port), end_stream=False)
-    req = await client.response(sid, "CONNECT response")
-    status = record_connect(client, req, result, sent_at)
-    if status != 200:
-        raise ScenarioError(f"CONNECT: expected :status 200, got {status} (reset {req.reset_code})")
+    sid = await open_session(client, args, result, "before the drain")
+    req = client.requests[sid]
     # The echo server's "drain" command makes it call session.drain() on this session.
     command = client.open_wt_bidi(sid)
     client._quic.send_stream_data(command, b"drain\n", end_stream=True)

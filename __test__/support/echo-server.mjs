@@ -37,6 +37,18 @@ export async function startEchoServer(options = {}) {
     hashHex: Buffer.from(certificate.hash.value).toString('hex'),
     url: (path = '/echo') => `https://127.0.0.1:${port}${path}`,
     close: () => server.close(),
+    /** close(), failing the caller if it has not settled within `ms`: a close that never settles is a server bug to report, not a run to hang. */
+    closeWithin: async (ms = 10_000) => {
+      let timer
+      const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`echo server close() did not settle within ${ms} ms`)), ms)
+      })
+      try {
+        await Promise.race([server.close(), timeout])
+      } finally {
+        clearTimeout(timer)
+      }
+    },
   }
 }
 
