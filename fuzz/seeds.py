@@ -350,6 +350,26 @@ def main():
     for name, data in blocks.items():
         write("request", name, data)
 
+    # flow: six bytes of windows and the client's limits, then operations of three bytes each
+    # (kind % 9, then a little-endian u16 argument), as fuzz_targets/flow.rs reads them.
+    def ops(*steps):
+        return b"".join(bytes([kind]) + struct.pack("<H", arg) for kind, arg in steps)
+
+    write("capsule", "flow-max-data", b"\x00\x00" + capsule(0x190B4D3D, varint(5000)))
+    write("capsule", "flow-max-streams-bad-body", b"\x00\x00" + capsule(0x190B4D3F, varint(3) + b"x"))
+    write("capsule", "flow-max-stream-data", b"\x00\x00" + capsule(0x190B4D3E, varint(4) + varint(9)))
+    for name, data in {
+        # Read past half the window, credit owed, capsule taken; a violation after it.
+        "consume-replenish": h("0a 04 04 02 02 02") + ops((0, 500), (8, 0), (0, 600), (8, 0), (0, 60000)),
+        # Streams opened to the limit, two done, credit capsule; one too many.
+        "streams-done": h("01 03 01 00 00 00") + ops((1, 0), (1, 0), (1, 0), (1, 0), (2, 0), (2, 0), (8, 0), (1, 0)),
+        # Our sends blocked on the client's zero limits, then capsules from the client.
+        "blocked-then-credit": h("05 01 01 00 00 00") + ops((3, 100), (5, 1), (8, 0), (6, 300), (7, 1), (3, 100), (5, 1), (8, 0)),
+        # Limits that do not grow.
+        "not-increasing": h("05 01 01 10 02 02") + ops((6, 10), (7, 0), (7, 2)),
+    }.items():
+        write("flow", name, data)
+
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,10 @@ use libfuzzer_sys::fuzz_target;
 use proto::{Capsule, CapsuleError};
 use webtransport_napi_fuzz::{proto, split_header, varint};
 
+/// The flow-control capsule types (draft-ietf-webtrans-http3 §5.6, and the two HTTP/2 ones).
+const FLOW_FIRST: u64 = 0x190b_4d3d;
+const FLOW_LAST: u64 = 0x190b_4d44;
+
 fuzz_target!(|data: &[u8]| {
     // Two header bytes pick `max_len` (the connect-stream parser uses 64 KiB); the rest is the buffer.
     let (head, body) = split_header::<2>(data);
@@ -58,7 +62,19 @@ fuzz_target!(|data: &[u8]| {
                         assert!(again.is_empty());
                     }
                     Capsule::Drain => assert_eq!(kind, proto::capsule::DRAIN_WEBTRANSPORT_SESSION),
+                    Capsule::Flow { kind: k, value } => {
+                        assert_eq!(k, kind);
+                        assert!((FLOW_FIRST..=FLOW_LAST).contains(&k));
+                        if k == proto::capsule::WT_MAX_STREAM_DATA || k == proto::capsule::WT_STREAM_DATA_BLOCKED {
+                            // Forbidden in HTTP/3: refused whatever its body.
+                            assert_eq!(value, 0);
+                        } else {
+                            // Exactly one varint, nothing after it.
+                            assert_eq!(varint::decode_slice(payload), Some((value, payload.len())));
+                        }
+                    }
                     Capsule::Unknown(k) => {
+                        assert!(!(FLOW_FIRST..=FLOW_LAST).contains(&k));
                         assert_eq!(k, kind);
                         assert_ne!(k, proto::capsule::CLOSE_WEBTRANSPORT_SESSION);
                         assert_ne!(k, proto::capsule::DRAIN_WEBTRANSPORT_SESSION);
@@ -76,6 +92,11 @@ fuzz_target!(|data: &[u8]| {
                     CapsuleError::ReasonTooLong => {
                         assert_eq!(kind, proto::capsule::CLOSE_WEBTRANSPORT_SESSION);
                         assert!(len as usize - 4 > proto::MAX_CLOSE_REASON);
+                    }
+                    CapsuleError::BadFlowValue => {
+                        assert!((FLOW_FIRST..=FLOW_LAST).contains(&kind));
+                        let payload = &before[h..h + len as usize];
+                        assert_ne!(varint::decode_slice(payload).map(|(_, n)| n), Some(payload.len()));
                     }
                     CapsuleError::ReasonNotUtf8 => {
                         assert_eq!(kind, proto::capsule::CLOSE_WEBTRANSPORT_SESSION);

@@ -2,9 +2,10 @@
 //! (what the server sends) parsed back.
 #![no_main]
 
+use flow::FlowLimits;
 use libfuzzer_sys::fuzz_target;
 use proto::{PeerSettings, SettingsError};
-use webtransport_napi_fuzz::{proto, varint};
+use webtransport_napi_fuzz::{flow, proto, varint};
 
 /// The (id, value) pairs of a payload, read independently of `parse`: `None` when truncated.
 fn pairs(mut payload: &[u8]) -> Option<Vec<(u64, u64)>> {
@@ -95,7 +96,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let max_sessions = values.first().map_or(1, |&(_, v)| v);
     let field_section = values.get(1).map_or(16_384, |&(_, v)| v);
-    for settings in [values.clone(), proto::server_settings(max_sessions, field_section)] {
+    let flow = FlowLimits {
+        max_data: values.get(2).map_or(1, |&(_, v)| v),
+        max_streams_bidi: values.get(3).map_or(1, |&(_, v)| v),
+        max_streams_uni: values.get(4).map_or(1, |&(_, v)| v),
+    };
+    for settings in [values.clone(), proto::server_settings(max_sessions, field_section, flow::settings_for(&flow))] {
         let preamble = proto::control_stream_preamble(&settings);
         let mut rest = &preamble[..];
         let (kind, n) = varint::decode_slice(rest).unwrap();

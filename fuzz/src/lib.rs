@@ -1,7 +1,7 @@
 //! Helpers shared by the fuzz targets in `fuzz_targets/`: the invariants a decoded value must keep,
 //! written once, independently of the code under test.
 
-pub use webtransport_napi::core::{connect_stream, proto, qpack, request, varint};
+pub use webtransport_napi::core::{connect_stream, flow, proto, qpack, request, varint};
 
 /// A field name as `qpack::decode_field_section` promises it: a non-empty lower-case HTTP token,
 /// optionally behind one leading `:` (a pseudo-header).

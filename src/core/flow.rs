@@ -249,6 +249,8 @@ impl FlowState {
             return self.violate(Violation::LimitNotIncreased);
         }
         self.send_max_data = limit;
+        // A blocked signal not sent yet is stale now: the client already gave more.
+        self.owe_data_blocked = None;
         Ok(())
     }
 
@@ -262,6 +264,7 @@ impl FlowState {
             return self.violate(Violation::LimitNotIncreased);
         }
         streams.send_limit = limit;
+        streams.owe_blocked = None;
         Ok(())
     }
 
@@ -659,6 +662,16 @@ mod tests {
         );
         s.peer_max_streams(StreamKind::Bidi, 2).unwrap();
         assert!(s.try_open(StreamKind::Bidi));
+    }
+
+    #[test]
+    fn a_blocked_signal_overtaken_by_the_clients_credit_is_not_sent() {
+        let mut s = FlowState::new(WINDOW, NONE);
+        assert_eq!(s.reserve(5), 0);
+        assert!(!s.try_open(StreamKind::Uni));
+        s.peer_max_data(10).unwrap();
+        s.peer_max_streams(StreamKind::Uni, 1).unwrap();
+        assert!(s.take_capsules().is_empty());
     }
 
     #[test]
