@@ -14,8 +14,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use support::*;
 use tokio::sync::Notify;
-use webtransport_napi::core::proto::{take_capsule, Capsule, PeerSettings};
-use webtransport_napi::core::{varint, FlowLimits};
+use webtransport_napi::core::h3::proto::PeerSettings;
+use webtransport_napi::core::h3::varint;
+use webtransport_napi::core::webtransport::wire::{take_capsule, Capsule};
+use webtransport_napi::core::FlowLimits;
 
 const WT_FLOW_CONTROL_ERROR: u64 = 0x045d_4487;
 const H3_REQUEST_REJECTED: u64 = 0x10b;

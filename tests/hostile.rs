@@ -18,8 +18,9 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use support::*;
 use tokio::sync::mpsc;
-use webtransport_napi::core::echo::echo_bidi;
-use webtransport_napi::core::{qpack, varint, IncomingRequest, RequestHandler, Session, SessionEnd};
+use webtransport_napi::core::h3::{qpack, varint};
+use webtransport_napi::core::webtransport::echo::echo_bidi;
+use webtransport_napi::core::{IncomingRequest, RequestHandler, Session, SessionEnd};
 
 const H3_NO_ERROR: u64 = 0x100;
 const H3_STREAM_CREATION_ERROR: u64 = 0x103;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use support::*;
-use webtransport_napi::core::{varint, IncomingRequest, RequestHandler, SessionEnd};
+use webtransport_napi::core::h3::varint;
+use webtransport_napi::core::{IncomingRequest, RequestHandler, SessionEnd};
 
 fn echo() -> Arc<Echo> {
     Arc::new(Echo { headers: Vec::new() })

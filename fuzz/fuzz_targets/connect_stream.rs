@@ -8,9 +8,9 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use proto::Capsule;
 use webtransport_napi_fuzz::connect_stream::{ConnectStreamError, ConnectStreamParser};
-use webtransport_napi_fuzz::{chunks, proto, split_header, varint};
+use webtransport_napi_fuzz::{chunks, proto, split_header, varint, wire};
+use wire::Capsule;
 
 /// The parser's bound on one capsule (`MAX_CAPSULE` in src/core/connect_stream.rs).
 const MAX_CAPSULE: usize = 64 * 1024;
@@ -51,7 +51,7 @@ fn reference(mut stream: &[u8]) -> (Outcome, Boundaries) {
             frame::DATA => {
                 capsules.extend_from_slice(payload);
                 loop {
-                    match proto::take_capsule(&mut capsules, MAX_CAPSULE) {
+                    match wire::take_capsule(&mut capsules, MAX_CAPSULE) {
                         Ok(Some(c)) => out.push(c),
                         Ok(None) => break,
                         Err(e) => return ((out, Some(ConnectStreamError::Capsule(e))), (false, false)),
@@ -86,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
     let (expect, boundaries) = reference(stream);
     for capsule in &expect.0 {
         if let Capsule::Close { reason, .. } = capsule {
-            assert!(reason.len() <= proto::MAX_CLOSE_REASON);
+            assert!(reason.len() <= wire::MAX_CLOSE_REASON);
         }
     }
     // Byte at a time: every capsule comes out of the push that completes it.

@@ -6,10 +6,10 @@
 #![no_main]
 
 use bytes::BytesMut;
-use flow::{FlowLimits, FlowState, StreamKind};
+use flow::{FlowState, StreamKind};
 use libfuzzer_sys::fuzz_target;
-use proto::{take_capsule, Capsule};
-use webtransport_napi_fuzz::{flow, proto, split_header, varint};
+use webtransport_napi_fuzz::{flow, proto, split_header, varint, wire, FlowLimits};
+use wire::{take_capsule, Capsule};
 
 fuzz_target!(|data: &[u8]| {
     let (head, ops) = split_header::<6>(data);
@@ -85,20 +85,20 @@ fuzz_target!(|data: &[u8]| {
                 while let Some(capsule) = take_capsule(&mut buf, 1 << 16).expect("our own capsules parse") {
                     let Capsule::Flow { kind, value } = capsule else { panic!("not a flow-control capsule") };
                     match kind {
-                        proto::capsule::WT_MAX_DATA => {
+                        wire::capsule::WT_MAX_DATA => {
                             assert!(value > sent_max_data, "WT_MAX_DATA must grow");
                             assert_eq!(value, now.local_max_data);
                             sent_max_data = value;
                         }
-                        proto::capsule::WT_MAX_STREAMS_BIDI | proto::capsule::WT_MAX_STREAMS_UNI => {
-                            let i = usize::from(kind == proto::capsule::WT_MAX_STREAMS_UNI);
+                        wire::capsule::WT_MAX_STREAMS_BIDI | wire::capsule::WT_MAX_STREAMS_UNI => {
+                            let i = usize::from(kind == wire::capsule::WT_MAX_STREAMS_UNI);
                             assert!(value > sent_max_streams[i], "WT_MAX_STREAMS must grow");
                             assert_eq!(value, [now.local_max_streams_bidi, now.local_max_streams_uni][i]);
                             sent_max_streams[i] = value;
                         }
-                        proto::capsule::WT_DATA_BLOCKED => assert_eq!(value, now.remote_max_data),
-                        proto::capsule::WT_STREAMS_BLOCKED_BIDI => assert_eq!(value, now.remote_max_streams_bidi),
-                        proto::capsule::WT_STREAMS_BLOCKED_UNI => assert_eq!(value, now.remote_max_streams_uni),
+                        wire::capsule::WT_DATA_BLOCKED => assert_eq!(value, now.remote_max_data),
+                        wire::capsule::WT_STREAMS_BLOCKED_BIDI => assert_eq!(value, now.remote_max_streams_bidi),
+                        wire::capsule::WT_STREAMS_BLOCKED_UNI => assert_eq!(value, now.remote_max_streams_uni),
                         other => panic!("unexpected capsule {other:#x}"),
                     }
                 }

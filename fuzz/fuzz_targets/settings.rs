@@ -2,10 +2,9 @@
 //! (what the server sends) parsed back.
 #![no_main]
 
-use flow::FlowLimits;
 use libfuzzer_sys::fuzz_target;
 use proto::{PeerSettings, SettingsError};
-use webtransport_napi_fuzz::{flow, proto, varint};
+use webtransport_napi_fuzz::{proto, varint, wire, FlowLimits};
 
 /// The (id, value) pairs of a payload, read independently of `parse`: `None` when truncated.
 fn pairs(mut payload: &[u8]) -> Option<Vec<(u64, u64)>> {
@@ -43,8 +42,9 @@ fuzz_target!(|data: &[u8]| {
             // Derived answers follow the values.
             let get = |id| values.iter().find(|&&(s, _)| s == id).map(|&(_, v)| v);
             use proto::setting::*;
+            use wire::setting::*;
             assert_eq!(parsed.supports_datagrams(), get(H3_DATAGRAM) == Some(1) || get(H3_DATAGRAM_DRAFT04) == Some(1));
-            if parsed.supports_webtransport() {
+            if wire::supports_webtransport(&parsed) {
                 assert!(
                     get(ENABLE_WEBTRANSPORT_DRAFT02) == Some(1)
                         || get(WT_ENABLED) == Some(1)
@@ -101,7 +101,8 @@ fuzz_target!(|data: &[u8]| {
         max_streams_bidi: values.get(3).map_or(1, |&(_, v)| v),
         max_streams_uni: values.get(4).map_or(1, |&(_, v)| v),
     };
-    for settings in [values.clone(), proto::server_settings(max_sessions, field_section, flow::settings_for(&flow))] {
+    for settings in [values.clone(), proto::server_settings(field_section, &wire::server_settings(max_sessions, &flow))]
+    {
         let preamble = proto::control_stream_preamble(&settings);
         let mut rest = &preamble[..];
         let (kind, n) = varint::decode_slice(rest).unwrap();

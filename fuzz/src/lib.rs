@@ -1,7 +1,9 @@
 //! Helpers shared by the fuzz targets in `fuzz_targets/`: the invariants a decoded value must keep,
 //! written once, independently of the code under test.
 
-pub use webtransport_napi::core::{connect_stream, flow, proto, qpack, request, varint};
+pub use webtransport_napi::core::h3::{proto, qpack, request, varint};
+pub use webtransport_napi::core::webtransport::{connect_stream, flow, wire};
+pub use webtransport_napi::core::FlowLimits;
 
 /// A field name as `qpack::decode_field_section` promises it: a non-empty lower-case HTTP token,
 /// optionally behind one leading `:` (a pseudo-header).
@@ -58,7 +60,7 @@ pub fn chunks<'a>(data: &'a [u8], lengths: &[u8]) -> Vec<&'a [u8]> {
 pub fn cut_reason(reason: &str) -> &str {
     let mut end = 0;
     for (i, c) in reason.char_indices() {
-        if i + c.len_utf8() > proto::MAX_CLOSE_REASON {
+        if i + c.len_utf8() > wire::MAX_CLOSE_REASON {
             break;
         }
         end = i + c.len_utf8();

@@ -10,6 +10,7 @@ pub mod error;
 pub mod hub;
 pub(crate) mod live;
 pub mod request;
+pub mod request_fields;
 pub mod runtime;
 pub mod server;
 pub mod session;

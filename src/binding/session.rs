@@ -6,7 +6,7 @@ use napi_derive::napi;
 
 use super::error::to_js;
 use super::hub::{ready, Hub, ReadyEvent};
-use super::request::{request_fields, RequestFields};
+use super::request_fields::{request_fields, RequestFields};
 use super::stream::{NativeStream, StreamHalves};
 use crate::core::{ErrorCode, RecvStream, SendStream, Session, SessionEnd, SweptList};
 

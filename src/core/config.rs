@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::{Error, ErrorCode, Result};
-use super::flow::FlowLimits;
 use super::tls;
 
 /// Who decides whether a request's origin may open a session.
@@ -49,6 +48,25 @@ impl std::str::FromStr for CongestionControl {
 /// quinn setting in [`ServerConfig::quinn_config`], and then resetting our WebTransport streams with
 /// RESET_STREAM_AT at their header's length.
 pub const ADVERTISE_RESET_STREAM_AT: bool = false;
+
+/// Per-session limits this server gives each client, and the credit it replenishes as the
+/// application consumes: at most `max_data` unread stream bytes and `max_streams_*` streams not
+/// yet done, per session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowLimits {
+    pub max_data: u64,
+    pub max_streams_bidi: u64,
+    pub max_streams_uni: u64,
+}
+
+impl Default for FlowLimits {
+    /// Wide enough that a browser is never held back in practice: the QUIC connection's own
+    /// receive window is 16 MiB and its concurrent stream limits are 100 of each kind, so these
+    /// match what one session could use of the connection anyway.
+    fn default() -> Self {
+        Self { max_data: 16 * 1024 * 1024, max_streams_bidi: 100, max_streams_uni: 100 }
+    }
+}
 
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
-//! The WebTransport server with no napi in it: HTTP/3 framing, QPACK, sessions, streams and
-//! datagrams on quinn. Testable with `cargo test --no-default-features`.
+//! The WebTransport server with no napi in it, testable with `cargo test --no-default-features`:
+//! an HTTP/3 layer on quinn (`h3`), WebTransport as its client (`webtransport`), and the server
+//! that joins them (`server`). `h3` never imports `webtransport`.
 //!
 //! HTTP/3 is implemented here rather than taken from the `h3` crate: WebTransport needs the
 //! CONNECT stream (capsules), streams routed to any session id, the client's SETTINGS awaited
@@ -11,27 +12,21 @@
 
 pub mod cert;
 pub mod config;
-pub mod connect_stream;
-mod connection;
-pub mod echo;
+pub mod counters;
 pub mod error;
-pub mod exporter;
-pub mod flow;
-pub mod proto;
-pub mod qpack;
-pub mod request;
+pub mod h3;
 pub mod server;
-pub mod session;
-pub mod stream;
 pub mod swept;
 pub mod tls;
-pub mod varint;
+pub mod webtransport;
 
-pub use config::{CongestionControl, OriginPolicy, ServerConfig};
+pub use config::{CongestionControl, FlowLimits, OriginPolicy, ServerConfig};
+pub use counters::CounterSnapshot;
 pub use error::{Error, ErrorCode};
-pub use flow::{FlowLimits, FlowStats};
-pub use request::RequestInfo;
-pub use server::{Decision, IncomingRequest, RequestHandler, Server};
-pub use session::{Session, SessionEnd};
-pub use stream::{pipe, send_order_priority, PipeEnd, RecvStream, SendOrder, SendStream};
+pub use h3::request::RequestInfo;
+pub use server::Server;
 pub use swept::SweptList;
+pub use webtransport::flow::FlowStats;
+pub use webtransport::incoming::{Decision, IncomingRequest, RequestHandler};
+pub use webtransport::session::{Session, SessionEnd};
+pub use webtransport::stream::{pipe, send_order_priority, PipeEnd, RecvStream, SendOrder, SendStream};

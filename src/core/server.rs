@@ -1,137 +1,31 @@
-//! The server: a quinn endpoint, its accept loop, the registry of live sessions, and shutdown.
+//! The server: a quinn endpoint and its accept loop, the HTTP/3 layer every connection runs and
+//! the WebTransport layer above it, and shutdown.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::config::ServerConfig;
-use super::connection;
+use super::counters::{CounterSnapshot, Counters};
 use super::error::{Error, ErrorCode, Result};
-use super::request::RequestInfo;
-use super::session::{Session, SessionShared};
-
-/// The application's answer to a session request.
-#[derive(Debug, Clone)]
-pub enum Decision {
-    /// Accept, answering 200 with these extra headers and this subprotocol (empty for none).
-    Accept { headers: Vec<(String, String)>, protocol: String },
-    /// Refuse with a non-2xx status and headers.
-    Reject { status: u16, headers: Vec<(String, String)> },
-}
-
-/// A WebTransport request waiting for the application's decision. Dropping it unanswered
-/// refuses the request with 500, so a lost request never hangs its client.
-pub struct IncomingRequest {
-    pub info: Arc<RequestInfo>,
-    pub(crate) reply: oneshot::Sender<(Decision, Option<oneshot::Sender<Session>>)>,
-}
-
-impl std::fmt::Debug for IncomingRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IncomingRequest").field("info", &self.info).finish()
-    }
-}
-
-impl IncomingRequest {
-    /// Accepts the request; resolves with the session once the 200 response has been written,
-    /// or `None` if the client went away first.
-    pub async fn accept(self, headers: Vec<(String, String)>, protocol: String) -> Option<Session> {
-        let (tx, rx) = oneshot::channel();
-        self.reply.send((Decision::Accept { headers, protocol }, Some(tx))).ok()?;
-        rx.await.ok()
-    }
-
-    /// Refuses the request with `status` (must not be 2xx; a 2xx becomes 500) and headers.
-    pub fn reject(self, status: u16, headers: Vec<(String, String)>) {
-        let _ = self.reply.send((Decision::Reject { status, headers }, None));
-    }
-}
-
-/// Receives the requests that passed the server's own checks. Called on a tokio worker; must
-/// not block.
-pub trait RequestHandler: Send + Sync + 'static {
-    fn on_request(&self, request: IncomingRequest);
-
-    /// A contained internal fault (a panic in a connection's task): the connection was closed
-    /// with H3_INTERNAL_ERROR and the server goes on. For logs and operators.
-    fn on_fault(&self, _message: &str) {}
-}
-
-/// Live counts, for tests and operators: after sessions end these return to zero.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub connections: AtomicU64,
-    pub sessions: AtomicU64,
-    /// Contained panics since start.
-    pub faults: AtomicU64,
-}
-
-/// A snapshot of [`Counters`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CounterSnapshot {
-    pub connections: u64,
-    pub sessions: u64,
-    pub faults: u64,
-    /// Tasks this server is running (accept loop, per-connection and per-stream tasks).
-    pub tasks: u64,
-    /// WebTransport stream halves alive in the process (all servers).
-    pub stream_halves: u64,
-}
-
-/// Unregisters a session when dropped, also while a panicking task unwinds.
-pub(crate) struct Registration {
-    server: Arc<ServerShared>,
-    key: u64,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        self.server.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
-        self.server.counters.sessions.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-pub(crate) struct ServerShared {
-    pub(crate) config: ServerConfig,
-    pub(crate) handler: Arc<dyn RequestHandler>,
-    pub(crate) tracker: TaskTracker,
-    /// Cancelled when the server starts closing.
-    pub(crate) closing: CancellationToken,
-    pub(crate) sessions: Mutex<HashMap<u64, Arc<SessionShared>>>,
-    next_session_key: AtomicU64,
-    closed: AtomicBool,
-    pub(crate) counters: Counters,
-}
-
-impl ServerShared {
-    /// Registers a live session until the returned guard drops, or `None` when the session
-    /// limit is reached.
-    pub(crate) fn register(self: &Arc<Self>, session: Arc<SessionShared>) -> Option<Registration> {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if sessions.len() >= self.config.max_sessions as usize {
-            return None;
-        }
-        let key = self.next_session_key.fetch_add(1, Ordering::Relaxed);
-        sessions.insert(key, session);
-        self.counters.sessions.fetch_add(1, Ordering::Relaxed);
-        Some(Registration { server: self.clone(), key })
-    }
-
-    pub(crate) fn session_count(&self) -> usize {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-}
+use super::h3::connection::{self, Host};
+use super::h3::proto::code;
+use super::webtransport::driver::FINISHED_DATA_WAIT;
+use super::webtransport::incoming::RequestHandler;
+use super::webtransport::layer::WebTransport;
+use super::webtransport::session::Session;
+use super::webtransport::stream::live_stream_halves;
 
 /// A running server; cheap to clone.
 #[derive(Clone)]
 pub struct Server {
-    shared: Arc<ServerShared>,
+    host: Arc<Host>,
+    webtransport: Arc<WebTransport>,
+    closed: Arc<AtomicBool>,
     endpoint: quinn::Endpoint,
     local_addr: SocketAddr,
 }
@@ -179,35 +73,37 @@ impl Server {
         let local_addr = endpoint
             .local_addr()
             .map_err(|e| Error::new(ErrorCode::Bind, format!("cannot read the bound address: {e}")))?;
-        let shared = Arc::new(ServerShared {
-            config,
-            handler,
+        let closing = CancellationToken::new();
+        let counters = Arc::new(Counters::default());
+        let max_header_bytes = config.max_header_bytes;
+        let fault_handler = handler.clone();
+        let webtransport = WebTransport::new(config, handler, closing.clone(), counters.clone());
+        let host = Arc::new(Host {
             tracker: TaskTracker::new(),
-            closing: CancellationToken::new(),
-            sessions: Mutex::new(HashMap::new()),
-            next_session_key: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
-            counters: Counters::default(),
+            closing,
+            counters,
+            max_header_bytes,
+            on_fault: Box::new(move |message| fault_handler.on_fault(message)),
+            extension: webtransport.clone(),
         });
         let accept_endpoint = endpoint.clone();
-        let accept_shared = shared.clone();
-        shared.tracker.spawn(async move {
+        let accept_host = host.clone();
+        host.tracker.spawn(async move {
             loop {
                 let incoming = tokio::select! {
                     incoming = accept_endpoint.accept() => incoming,
-                    () = accept_shared.closing.cancelled() => None,
+                    () = accept_host.closing.cancelled() => None,
                 };
                 let Some(incoming) = incoming else { break };
-                let conn_shared = accept_shared.clone();
-                accept_shared.tracker.spawn(connection::run(incoming, conn_shared));
+                accept_host.tracker.spawn(connection::run(incoming, accept_host.clone()));
             }
         });
-        Ok(Self { shared, endpoint, local_addr })
+        Ok(Self { host, webtransport, closed: Arc::default(), endpoint, local_addr })
     }
 
     async fn wait_for_sessions(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.shared.session_count() > 0 && tokio::time::Instant::now() < deadline {
+        while self.webtransport.session_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -219,18 +115,18 @@ impl Server {
 
     /// Sessions currently open.
     pub fn session_count(&self) -> usize {
-        self.shared.session_count()
+        self.webtransport.session_count()
     }
 
     /// Live connections and sessions, and contained faults.
     pub fn counters(&self) -> CounterSnapshot {
-        let c = &self.shared.counters;
+        let c = &self.host.counters;
         CounterSnapshot {
             connections: c.connections.load(Ordering::Relaxed),
             sessions: c.sessions.load(Ordering::Relaxed),
             faults: c.faults.load(Ordering::Relaxed),
-            tasks: self.shared.tracker.len() as u64,
-            stream_halves: super::stream::live_stream_halves(),
+            tasks: self.host.tracker.len() as u64,
+            stream_halves: live_stream_halves(),
         }
     }
 
@@ -239,30 +135,28 @@ impl Server {
     /// `grace`, closes the rest with `code` and `reason`, then closes the endpoint and waits for
     /// every task. Idempotent: later calls wait for the same end.
     pub async fn close(&self, code: u32, reason: &str, grace: Duration) {
-        if !self.shared.closed.swap(true, Ordering::SeqCst) {
+        if !self.closed.swap(true, Ordering::SeqCst) {
             self.endpoint.set_server_config(None);
-            self.shared.closing.cancel();
+            self.host.closing.cancel();
             self.wait_for_sessions(grace).await;
-            let sessions: Vec<_> =
-                self.shared.sessions.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+            let sessions: Vec<_> = self.webtransport.sessions().values().cloned().collect();
             for session in sessions {
                 (Session { shared: session }).close(code, reason);
             }
             // Each close waits (bounded) for finished streams' data to be acknowledged, then for
             // its capsule to be written and acknowledged (close_locally: 2 s and 1 s).
-            self.wait_for_sessions(connection::FINISHED_DATA_WAIT + Duration::from_secs(3)).await;
+            self.wait_for_sessions(FINISHED_DATA_WAIT + Duration::from_secs(3)).await;
             // An acknowledged capsule may still be unread by the client's WebTransport layer;
             // closing the connection under it turns a clean close into "connection lost" there.
             // Clients close their connections once their sessions are gone: wait a little.
             let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-            while self.shared.counters.connections.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline
-            {
+            while self.host.counters.connections.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            self.endpoint.close(quinn::VarInt::from_u32(super::proto::code::H3_NO_ERROR as u32), b"server closed");
-            self.shared.tracker.close();
+            self.endpoint.close(quinn::VarInt::from_u32(code::H3_NO_ERROR as u32), b"server closed");
+            self.host.tracker.close();
         }
-        self.shared.tracker.wait().await;
+        self.host.tracker.wait().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
     }
 }

@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use webtransport_napi::core::{
-    cert, qpack, varint, IncomingRequest, OriginPolicy, RequestHandler, Server, ServerConfig,
-};
+use webtransport_napi::core::h3::{qpack, varint};
+use webtransport_napi::core::{cert, IncomingRequest, OriginPolicy, RequestHandler, Server, ServerConfig};
 
 pub const SETTINGS_WT: &[(u64, u64)] = &[(0x08, 1), (0x33, 1), (0x2b603742, 1)];
 
@@ -242,4 +241,4 @@ impl RequestHandler for Echo {
 }
 
 /// The core's reference echo.
-pub use webtransport_napi::core::echo::serve as serve_echo;
+pub use webtransport_napi::core::webtransport::echo::serve as serve_echo;

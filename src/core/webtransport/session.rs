@@ -9,14 +9,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::error::{Error, ErrorCode};
 use super::exporter::{exporter_context, EXPORTER_LABEL, MAX_EXPORTER_OUTPUT};
 use super::flow::{FlowControl, FlowStats, StreamCredit, StreamKind};
-use super::proto::stream_type;
-use super::proto::{code, frame};
-use super::request::RequestInfo;
 use super::stream::{RecvStream, SendStream, StreamFlow, Unacknowledged};
-use super::varint;
+use super::wire::code;
+use crate::core::error::{Error, ErrorCode};
+use crate::core::h3::proto::{frame, stream_type};
+use crate::core::h3::request::RequestInfo;
+use crate::core::h3::varint;
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

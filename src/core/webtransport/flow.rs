@@ -12,27 +12,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::proto::{capsule, frame, put_frame, setting, PeerSettings};
-use super::varint;
-
-/// Per-session limits this server gives each client, and the credit it replenishes as the
-/// application consumes: at most `max_data` unread stream bytes and `max_streams_*` streams not
-/// yet done, per session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowLimits {
-    pub max_data: u64,
-    pub max_streams_bidi: u64,
-    pub max_streams_uni: u64,
-}
-
-impl Default for FlowLimits {
-    /// Wide enough that a browser is never held back in practice: the QUIC connection's own
-    /// receive window is 16 MiB and its concurrent stream limits are 100 of each kind, so these
-    /// match what one session could use of the connection anyway.
-    fn default() -> Self {
-        Self { max_data: 16 * 1024 * 1024, max_streams_bidi: 100, max_streams_uni: 100 }
-    }
-}
+use super::wire::{capsule, setting};
+use crate::core::config::FlowLimits;
+use crate::core::h3::proto::{frame, put_frame, PeerSettings};
+use crate::core::h3::varint;
 
 /// Largest stream count a limit may carry: stream ids end at 2^62 (draft §5.6.2).
 pub const MAX_STREAMS_LIMIT: u64 = 1 << 60;
@@ -525,19 +508,11 @@ impl Drop for StreamCredit {
     }
 }
 
-/// The one place SETTINGS get our initial limits.
-pub fn settings_for(limits: &FlowLimits) -> [(u64, u64); 3] {
-    [
-        (setting::WT_INITIAL_MAX_DATA, limits.max_data),
-        (setting::WT_INITIAL_MAX_STREAMS_BIDI, limits.max_streams_bidi),
-        (setting::WT_INITIAL_MAX_STREAMS_UNI, limits.max_streams_uni),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::proto::{take_capsule, Capsule};
+    use crate::core::h3::proto::setting::H3_DATAGRAM;
+    use crate::core::webtransport::wire::{take_capsule, Capsule};
 
     const WINDOW: FlowLimits = FlowLimits { max_data: 1000, max_streams_bidi: 4, max_streams_uni: 2 };
     const NONE: FlowLimits = FlowLimits { max_data: 0, max_streams_bidi: 0, max_streams_uni: 0 };
@@ -570,7 +545,7 @@ mod tests {
 
     #[test]
     fn intent_follows_draft_14_and_16() {
-        assert!(!declares_flow_control(&settings(&[(setting::H3_DATAGRAM, 1), (setting::WT_ENABLED, 1)])));
+        assert!(!declares_flow_control(&settings(&[(H3_DATAGRAM, 1), (setting::WT_ENABLED, 1)])));
         assert!(!declares_flow_control(&settings(&[(setting::WT_MAX_SESSIONS, 1)])));
         assert!(declares_flow_control(&settings(&[(setting::WT_MAX_SESSIONS, 2)])));
         assert!(declares_flow_control(&settings(&[(setting::WT_INITIAL_MAX_STREAMS_UNI, 1)])));

@@ -1,48 +1,15 @@
-//! Wire constants and small codecs of HTTP/3 (RFC 9114), HTTP Datagrams (RFC 9297) and
-//! WebTransport over HTTP/3 (draft-ietf-webtrans-http3), kept in one place so every value can be
-//! checked against its source.
+//! Wire constants and small codecs of WebTransport over HTTP/3 (draft-ietf-webtrans-http3): its
+//! SETTINGS, capsules and error codes, kept in one place so every value can be checked against
+//! its source. HTTP/3's own are in `h3::proto`.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::varint;
+use crate::core::config::FlowLimits;
+use crate::core::h3::proto::{frame, put_frame, PeerSettings};
+use crate::core::h3::varint;
 
-/// HTTP/3 frame types the server reads or writes.
-pub mod frame {
-    pub const DATA: u64 = 0x00;
-    pub const HEADERS: u64 = 0x01;
-    pub const CANCEL_PUSH: u64 = 0x03;
-    pub const SETTINGS: u64 = 0x04;
-    pub const PUSH_PROMISE: u64 = 0x05;
-    pub const GOAWAY: u64 = 0x07;
-    pub const MAX_PUSH_ID: u64 = 0x0d;
-    /// Opens a client bidirectional stream that belongs to a WebTransport session.
-    pub const WEBTRANSPORT_STREAM: u64 = 0x41;
-
-    /// HTTP/2 frame types that RFC 9114 §7.2.8 forbids; receiving one is H3_FRAME_UNEXPECTED.
-    pub fn is_http2_only(kind: u64) -> bool {
-        matches!(kind, 0x02 | 0x06 | 0x08 | 0x09)
-    }
-}
-
-/// Unidirectional stream types.
-pub mod stream_type {
-    pub const CONTROL: u64 = 0x00;
-    pub const PUSH: u64 = 0x01;
-    pub const QPACK_ENCODER: u64 = 0x02;
-    pub const QPACK_DECODER: u64 = 0x03;
-    pub const WEBTRANSPORT: u64 = 0x54;
-}
-
-/// SETTINGS identifiers.
+/// WebTransport SETTINGS identifiers, every draft's.
 pub mod setting {
-    pub const QPACK_MAX_TABLE_CAPACITY: u64 = 0x01;
-    pub const MAX_FIELD_SECTION_SIZE: u64 = 0x06;
-    pub const QPACK_BLOCKED_STREAMS: u64 = 0x07;
-    pub const ENABLE_CONNECT_PROTOCOL: u64 = 0x08;
-    /// RFC 9297.
-    pub const H3_DATAGRAM: u64 = 0x33;
-    /// draft-ietf-masque-h3-datagram-04, still sent by some clients.
-    pub const H3_DATAGRAM_DRAFT04: u64 = 0xffd277;
     /// ENABLE_WEBTRANSPORT of draft-02 to draft-06 (Chromium, Firefox).
     pub const ENABLE_WEBTRANSPORT_DRAFT02: u64 = 0x2b603742;
     /// WEBTRANSPORT_MAX_SESSIONS of draft-07 to draft-12.
@@ -74,24 +41,8 @@ pub mod capsule {
     pub const WT_STREAMS_BLOCKED_UNI: u64 = 0x190b4d44;
 }
 
-/// HTTP/3 and WebTransport error codes used on streams and connections.
+/// WebTransport error codes, in HTTP/3's error space.
 pub mod code {
-    pub const H3_NO_ERROR: u64 = 0x100;
-    pub const H3_GENERAL_PROTOCOL_ERROR: u64 = 0x101;
-    pub const H3_INTERNAL_ERROR: u64 = 0x102;
-    pub const H3_STREAM_CREATION_ERROR: u64 = 0x103;
-    pub const H3_CLOSED_CRITICAL_STREAM: u64 = 0x104;
-    pub const H3_FRAME_UNEXPECTED: u64 = 0x105;
-    pub const H3_FRAME_ERROR: u64 = 0x106;
-    pub const H3_EXCESSIVE_LOAD: u64 = 0x107;
-    pub const H3_ID_ERROR: u64 = 0x108;
-    pub const H3_SETTINGS_ERROR: u64 = 0x109;
-    pub const H3_MISSING_SETTINGS: u64 = 0x10a;
-    pub const H3_REQUEST_REJECTED: u64 = 0x10b;
-    pub const H3_REQUEST_CANCELLED: u64 = 0x10c;
-    pub const H3_MESSAGE_ERROR: u64 = 0x10e;
-    pub const QPACK_DECOMPRESSION_FAILED: u64 = 0x200;
-    pub const H3_DATAGRAM_ERROR: u64 = 0x33;
     pub const WT_BUFFERED_STREAM_REJECTED: u64 = 0x3994bd84;
     pub const WT_SESSION_GONE: u64 = 0x170d7b68;
     pub const WT_FLOW_CONTROL_ERROR: u64 = 0x045d4487;
@@ -120,103 +71,33 @@ pub fn h3_to_app_code(h3: u64) -> Option<u32> {
     u32::try_from(shifted - shifted / 0x1f).ok()
 }
 
-/// The SETTINGS this server sends. Values that say "supported" are 1; session limits are the
-/// configured maximum; `flow` is the initial per-session flow-control limits, which a client
-/// that declares flow control (Safari 26.4+, draft-14 on) otherwise takes to be 0.
-pub fn server_settings(max_sessions: u64, max_field_section_size: u64, flow: [(u64, u64); 3]) -> Vec<(u64, u64)> {
-    let mut settings = vec![
-        (setting::MAX_FIELD_SECTION_SIZE, max_field_section_size),
-        (setting::ENABLE_CONNECT_PROTOCOL, 1),
-        (setting::H3_DATAGRAM, 1),
+/// The WebTransport SETTINGS this server sends, for every draft a client may speak: session
+/// limits are the configured maximum; `flow` is the initial per-session flow-control limits,
+/// which a client that declares flow control (Safari 26.4+, draft-14 on) otherwise takes to be 0.
+pub fn server_settings(max_sessions: u64, flow: &FlowLimits) -> Vec<(u64, u64)> {
+    vec![
         (setting::ENABLE_WEBTRANSPORT_DRAFT02, 1),
         (setting::WT_ENABLED, 1),
         (setting::WT_MAX_SESSIONS, max_sessions.max(1)),
-    ];
-    settings.extend(flow);
-    settings
+        (setting::WT_INITIAL_MAX_DATA, flow.max_data),
+        (setting::WT_INITIAL_MAX_STREAMS_BIDI, flow.max_streams_bidi),
+        (setting::WT_INITIAL_MAX_STREAMS_UNI, flow.max_streams_uni),
+    ]
 }
 
-/// Appends a whole frame: type, length, payload.
-pub fn put_frame(kind: u64, payload: &[u8], out: &mut BytesMut) {
-    varint::encode(kind, out);
-    varint::encode(payload.len() as u64, out);
-    out.put_slice(payload);
+/// Whether a peer announced WebTransport in any draft's form.
+pub fn supports_webtransport(settings: &PeerSettings) -> bool {
+    settings.get(setting::ENABLE_WEBTRANSPORT_DRAFT02) == Some(1)
+        || settings.get(setting::WT_ENABLED) == Some(1)
+        || settings.get(setting::WEBTRANSPORT_MAX_SESSIONS_DRAFT07).is_some_and(|n| n > 0)
+        || settings.get(setting::WT_MAX_SESSIONS).is_some_and(|n| n > 0)
 }
 
-/// The control stream's opening bytes: stream type, then the SETTINGS frame.
-pub fn control_stream_preamble(settings: &[(u64, u64)]) -> Bytes {
-    let mut payload = BytesMut::new();
-    for &(id, value) in settings {
-        varint::encode(id, &mut payload);
-        varint::encode(value, &mut payload);
-    }
-    let mut out = BytesMut::new();
-    varint::encode(stream_type::CONTROL, &mut out);
-    put_frame(frame::SETTINGS, &payload, &mut out);
-    out.freeze()
-}
-
-/// What a peer said in its SETTINGS frame.
-#[derive(Debug, Clone, Default)]
-pub struct PeerSettings {
-    values: Vec<(u64, u64)>,
-}
-
-/// Why a SETTINGS frame was refused; every variant is a connection error H3_SETTINGS_ERROR.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SettingsError {
-    Truncated,
-    Duplicate(u64),
-    /// An HTTP/2 setting identifier (RFC 9114 §7.2.4.1).
-    Http2Setting(u64),
-}
-
-impl PeerSettings {
-    /// Parses a SETTINGS payload.
-    pub fn parse(mut payload: &[u8]) -> Result<Self, SettingsError> {
-        let mut values: Vec<(u64, u64)> = Vec::new();
-        while !payload.is_empty() {
-            let id = varint::decode(&mut payload).ok_or(SettingsError::Truncated)?;
-            let value = varint::decode(&mut payload).ok_or(SettingsError::Truncated)?;
-            if matches!(id, 0x02..=0x05) {
-                return Err(SettingsError::Http2Setting(id));
-            }
-            if values.iter().any(|&(seen, _)| seen == id) {
-                return Err(SettingsError::Duplicate(id));
-            }
-            values.push((id, value));
-        }
-        Ok(Self { values })
-    }
-
-    pub fn get(&self, id: u64) -> Option<u64> {
-        self.values.iter().find(|&&(seen, _)| seen == id).map(|&(_, v)| v)
-    }
-
-    /// Whether the peer can receive HTTP datagrams (either the RFC or the draft-04 setting).
-    pub fn supports_datagrams(&self) -> bool {
-        self.get(setting::H3_DATAGRAM) == Some(1) || self.get(setting::H3_DATAGRAM_DRAFT04) == Some(1)
-    }
-
-    /// Whether the peer announced WebTransport in any draft's form.
-    pub fn supports_webtransport(&self) -> bool {
-        self.get(setting::ENABLE_WEBTRANSPORT_DRAFT02) == Some(1)
-            || self.get(setting::WT_ENABLED) == Some(1)
-            || self.get(setting::WEBTRANSPORT_MAX_SESSIONS_DRAFT07).is_some_and(|n| n > 0)
-            || self.get(setting::WT_MAX_SESSIONS).is_some_and(|n| n > 0)
-    }
-
-    /// Whether the peer speaks a WebTransport draft from before flow control (draft-02 to -07,
-    /// what Chromium and Firefox send): such clients pool sessions on a connection without it.
-    pub fn speaks_legacy_webtransport(&self) -> bool {
-        self.get(setting::ENABLE_WEBTRANSPORT_DRAFT02) == Some(1)
-            || self.get(setting::WEBTRANSPORT_MAX_SESSIONS_DRAFT07).is_some_and(|n| n > 0)
-    }
-
-    /// All identifiers and values, in the order received.
-    pub fn values(&self) -> &[(u64, u64)] {
-        &self.values
-    }
+/// Whether a peer speaks a WebTransport draft from before flow control (draft-02 to -07, what
+/// Chromium and Firefox send): such clients pool sessions on a connection without it.
+pub fn speaks_legacy_webtransport(settings: &PeerSettings) -> bool {
+    settings.get(setting::ENABLE_WEBTRANSPORT_DRAFT02) == Some(1)
+        || settings.get(setting::WEBTRANSPORT_MAX_SESSIONS_DRAFT07).is_some_and(|n| n > 0)
 }
 
 /// A capsule read from a CONNECT stream.
@@ -341,25 +222,26 @@ mod tests {
 
     #[test]
     fn non_application_codes_do_not_map() {
-        assert_eq!(h3_to_app_code(code::H3_NO_ERROR), None);
+        assert_eq!(h3_to_app_code(crate::core::h3::proto::code::H3_NO_ERROR), None);
         assert_eq!(h3_to_app_code(code::WT_APPLICATION_LAST + 1), None);
     }
 
     #[test]
-    fn settings_parse_and_refuse_duplicates_and_http2_ids() {
-        let mut payload = BytesMut::new();
-        for (id, v) in [(setting::H3_DATAGRAM, 1), (setting::ENABLE_WEBTRANSPORT_DRAFT02, 1)] {
-            varint::encode(id, &mut payload);
-            varint::encode(v, &mut payload);
-        }
-        let parsed = PeerSettings::parse(&payload).unwrap();
-        assert!(parsed.supports_datagrams() && parsed.supports_webtransport());
-        let mut dup = payload.clone();
-        dup.extend_from_slice(&payload[..]);
-        assert_eq!(PeerSettings::parse(&dup).unwrap_err(), SettingsError::Duplicate(setting::H3_DATAGRAM));
-        assert_eq!(PeerSettings::parse(&[0x02, 0x00]).unwrap_err(), SettingsError::Http2Setting(2));
-        assert_eq!(PeerSettings::parse(&[0x40]).unwrap_err(), SettingsError::Truncated);
-        assert!(!PeerSettings::parse(&[]).unwrap().supports_webtransport());
+    fn webtransport_support_in_every_drafts_form() {
+        let parse = |values: &[(u64, u64)]| {
+            let mut payload = BytesMut::new();
+            for &(id, v) in values {
+                varint::encode(id, &mut payload);
+                varint::encode(v, &mut payload);
+            }
+            PeerSettings::parse(&payload).unwrap()
+        };
+        assert!(supports_webtransport(&parse(&[(setting::ENABLE_WEBTRANSPORT_DRAFT02, 1)])));
+        assert!(supports_webtransport(&parse(&[(setting::WT_ENABLED, 1)])));
+        assert!(supports_webtransport(&parse(&[(setting::WT_MAX_SESSIONS, 1)])));
+        assert!(!supports_webtransport(&parse(&[(setting::WT_MAX_SESSIONS, 0)])));
+        assert!(speaks_legacy_webtransport(&parse(&[(setting::WEBTRANSPORT_MAX_SESSIONS_DRAFT07, 4)])));
+        assert!(!speaks_legacy_webtransport(&parse(&[(setting::WT_ENABLED, 1)])));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! exporter is given, so that every session of a connection derives its own material. Used by
 //! [`Session::export_keying_material`](super::Session::export_keying_material).
 
-use super::error::{Error, ErrorCode};
+use crate::core::error::{Error, ErrorCode};
 
 /// The TLS exporter label of WebTransport keying material (draft-ietf-webtrans-http3 §4.8).
 pub(crate) const EXPORTER_LABEL: &[u8] = b"EXPORTER-WebTransport";

@@ -4,8 +4,9 @@
 
 use bytes::{Buf, BytesMut};
 
-use super::proto::{frame, take_capsule, Capsule, CapsuleError};
-use super::varint;
+use super::wire::{take_capsule, Capsule, CapsuleError};
+use crate::core::h3::proto::frame;
+use crate::core::h3::varint;
 
 /// Largest capsule the server buffers: a close capsule is at most 1028 bytes; unknown capsules
 /// beyond this are a protocol error rather than an unbounded buffer.
@@ -95,7 +96,7 @@ impl ConnectStreamParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::proto::close_capsule_frame;
+    use crate::core::webtransport::wire::close_capsule_frame;
 
     #[test]
     fn close_capsule_split_at_every_byte() {

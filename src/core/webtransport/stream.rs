@@ -7,10 +7,10 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::error::{Error, ErrorCode};
 use super::flow::{FlowControl, StreamCredit};
-use super::proto::{app_code_to_h3, code, h3_to_app_code};
-use super::swept::SweptList;
+use super::wire::{app_code_to_h3, code, h3_to_app_code};
+use crate::core::error::{Error, ErrorCode};
+use crate::core::swept::SweptList;
 
 /// WebTransport stream halves alive in this process, across servers: with sessions gone it
 /// returns to zero, which is what leak tests and operators check.
