@@ -9,6 +9,29 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The native side of one request and its response. */
+export declare class NativeExchange {
+  /** The request's fields (taken once: JS keeps them). */
+  takeFields(): RequestFields | null
+  /** The next piece of the request body; `null` at its end. */
+  read(): Promise<Buffer | null>
+  /** JS wants no more of the body (the stream was cancelled). */
+  stopBody(): Promise<void>
+  /** Sends the status and the headers (flattened `[name, value, ...]`). */
+  respond(status: number, headers: Array<string>): Promise<void>
+  /** Writes a piece of the response body; resolves when QUIC has taken it. */
+  write(chunk: Uint8Array): Promise<void>
+  /** Ends the response. */
+  finish(): Promise<void>
+  /** The handler failed: `status` with an empty body if nothing was sent, else a reset. */
+  fail(status: number): Promise<void>
+  /**
+   * Resolves `true` when the client stops the response or goes away before it is done,
+   * `false` once it is done.
+   */
+  cancelled(): Promise<boolean>
+}
+
 /**
  * A session request waiting for JS's decision. Answering twice is a no-op; never answering
  * (the object is collected) refuses it with 500.
@@ -32,7 +55,7 @@ export declare class NativeServer {
    * `on_fault` the message of each contained internal fault, and `on_ready` every batch of
    * finished waits of the server's sessions and streams (see `hub.rs`).
    */
-  constructor(options: NativeServerOptions, onRequest: RequestCallback, onFault: FaultCallback, onReady: ReadyCallback)
+  constructor(options: NativeServerOptions, onRequest: RequestCallback, onFault: FaultCallback, onReady: ReadyCallback, onHttp?: HttpCallback | undefined | null)
   /** The bound address. */
   address(): BoundAddress
   /** Live connections and sessions, and contained internal faults. */
@@ -223,6 +246,8 @@ export interface NativeServerOptions {
   /** WebTransport flow control's per-session stream windows. */
   flowMaxStreamsBidi?: number
   flowMaxStreamsUni?: number
+  /** Largest regular request body accepted, in bytes (a safe integer); larger gets 413. */
+  maxRequestBodySize?: number
 }
 
 /** Counters for `getStats()`. */

@@ -114,6 +114,18 @@ export interface ServerOptions {
    * ("no WebTransport here") goes to a `webtransport-h3` client as 405, as its draft asks.
    */
   onRequest?: (request: WebTransportRequest) => RequestDecision | Promise<RequestDecision>
+  /**
+   * Answers regular HTTP/3 requests (everything that is not a WebTransport CONNECT), as
+   * Bun.serve, Deno.serve and Hono do (`fetch: app.fetch`). `request` is a WHATWG Request whose
+   * body streams from QUIC with backpressure and whose `signal` aborts when the client resets the
+   * request or goes away; the returned Response streams back (no body for HEAD, 204, 304; a body
+   * that breaks its own content-length resets the stream). A handler that throws, rejects or
+   * returns something else gets 500, one that takes longer than `callbackTimeout` 503, each with
+   * 'requestError'. Without `fetch`, regular requests get 404.
+   */
+  fetch?: (request: Request, info: FetchInfo) => Response | Promise<Response>
+  /** Largest regular request body, in bytes; a larger one gets 413. Default 64 MiB. */
+  maxRequestBodySize?: number
   /** Subprotocols in the server's preference order, matched against the client's WT-Available-Protocols. */
   protocols?: string[]
   /** Milliseconds a `checkOrigin` or `onRequest` may take. Default 10000. */
@@ -160,6 +172,12 @@ export interface ServerOptions {
     /** Default 100. */
     maxStreamsUni?: number
   }
+}
+
+/** What `fetch` gets beside the Request. */
+export interface FetchInfo {
+  remoteAddress: string
+  remotePort: number
 }
 
 /** Arguments of `session.close()` and `server.close()`. */
@@ -315,7 +333,8 @@ export interface AddressInfo {
 export interface ServerEvents {
   listening: []
   session: [session: WebTransportSession]
-  requestError: [error: WebTransportServerError, request: WebTransportRequest]
+  /** A session request or (from `fetch`) a regular request that failed in the application's callback. */
+  requestError: [error: WebTransportServerError, request: WebTransportRequest | Request]
   /**
    * A contained internal fault (code WT_ERR_INTERNAL): a bug closed one connection with
    * H3_INTERNAL_ERROR and the server went on. Without a listener it becomes a process warning.
@@ -354,6 +373,12 @@ export class Server extends EventEmitter<ServerEvents> {
   address(): AddressInfo | null
   /** Live counts for tests and operators; all zeros once closed. */
   counters(): ServerCounters
+  /**
+   * The Alt-Svc header value announcing this server's HTTP/3 (`h3=":4433"; ma=86400`), for an
+   * HTTPS (TCP) server of the same host to send so browsers switch to HTTP/3; null when not
+   * listening.
+   */
+  readonly altSvc: string | null
   /** Closes every session with the code and reason and stops the server; idempotent. */
   close(closeInfo?: CloseInfo): Promise<void>
   [Symbol.asyncDispose](): Promise<void>

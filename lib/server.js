@@ -6,6 +6,8 @@ const native = require('./native')
 const { fromNative, invalidOption, callbackError, internalError } = require('./errors')
 const { WebTransportSession } = require('./session')
 const { ReadyHub } = require('./hub')
+const { callWithDeadline } = require('./deadline')
+const { serveFetch } = require('./fetch')
 
 const DEFAULT_CALLBACK_TIMEOUT = 10_000
 const DEFAULT_CLOSE_GRACE = 2_000
@@ -150,28 +152,6 @@ function decisionFrom(answer, request) {
 }
 
 /** Runs a user callback with a deadline; a throw, a rejection and a timeout all reject. */
-function callWithDeadline(fn, args, timeoutMs, name) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(callbackError('WT_ERR_CALLBACK_TIMEOUT', `${name} did not settle within ${timeoutMs} ms`)),
-      timeoutMs,
-    )
-    const settle = (f) => (v) => {
-      clearTimeout(timer)
-      f(v)
-    }
-    try {
-      Promise.resolve(fn(...args)).then(
-        settle(resolve),
-        settle((error) => reject(callbackError('WT_ERR_CALLBACK_FAILED', `${name} rejected: ${error && error.message ? error.message : error}`, error))),
-      )
-    } catch (error) {
-      clearTimeout(timer)
-      reject(callbackError('WT_ERR_CALLBACK_FAILED', `${name} threw: ${error && error.message ? error.message : error}`, error))
-    }
-  })
-}
-
 /**
  * An HTTP/3 WebTransport server. Events: 'listening', 'session', 'requestError', 'fault', 'error',
  * 'close'.
@@ -180,6 +160,7 @@ class Server extends EventEmitter {
   #native = null
   #checkOrigin
   #onRequestCallback
+  #fetch
   #protocols
   #callbackTimeout
   #closeGrace
@@ -202,6 +183,10 @@ class Server extends EventEmitter {
       throw invalidOption('onRequest must be a function')
     }
     this.#onRequestCallback = options.onRequest
+    if (options.fetch !== undefined && typeof options.fetch !== 'function') {
+      throw invalidOption('fetch must be a function (request, info) => Response | Promise<Response>')
+    }
+    this.#fetch = options.fetch
     this.#protocols = protocolsOption(options)
     this.#callbackTimeout = integerOption(options, 'callbackTimeout', { min: 1, max: 600_000, fallback: DEFAULT_CALLBACK_TIMEOUT })
     this.#closeGrace = integerOption(options, 'closeGrace', { min: 0, max: 600_000, fallback: DEFAULT_CLOSE_GRACE })
@@ -222,6 +207,7 @@ class Server extends EventEmitter {
       congestionControl: congestionOption(options),
       keyLog: booleanOption(options, 'keyLog'),
       ...flowControlOption(options),
+      maxRequestBodySize: integerOption(options, 'maxRequestBodySize', { min: 0, max: Number.MAX_SAFE_INTEGER, fallback: undefined }),
     }
     let bindError = null
     const hub = this.#hub
@@ -231,6 +217,7 @@ class Server extends EventEmitter {
         (request) => this.#onRequest(request),
         (message) => this.#onFault(message),
         (events) => hub.deliver(events),
+        this.#fetch ? (exchange) => this.#onExchange(exchange) : undefined,
       )
     } catch (error) {
       const converted = fromNative(error)
@@ -274,6 +261,23 @@ class Server extends EventEmitter {
   /** Whether the server is bound and not closing. */
   get listening() {
     return this.#native !== null && this.#closing === null
+  }
+
+  /**
+   * The Alt-Svc header value that tells browsers this origin speaks HTTP/3 here
+   * (`h3=":4433"; ma=86400`), for a TCP (HTTPS) server of the same host to send; null when not
+   * listening.
+   */
+  get altSvc() {
+    const address = this.address()
+    return address ? `h3=":${address.port}"; ma=86400` : null
+  }
+
+  #onExchange(nativeExchange) {
+    serveFetch(nativeExchange, this.#fetch, {
+      timeoutMs: this.#callbackTimeout,
+      onError: (error, request) => this.#emitSafely('requestError', error, request),
+    }).catch((error) => this.#onFault(`fetch handling failed: ${error && error.message ? error.message : error}`))
   }
 
   async #onRequest(nativeRequest) {

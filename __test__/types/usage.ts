@@ -24,7 +24,10 @@ const server = new Server({
   keepAliveInterval: 0,
   datagrams: { incomingHighWaterMark: 256, outgoingHighWaterMark: 64 },
   flowControl: { maxData: 4 << 20, maxStreamsBidi: 64, maxStreamsUni: 16 },
+  fetch: async (request: Request, info) => new Response(`${request.method} from ${info.remoteAddress}:${info.remotePort}`),
+  maxRequestBodySize: 1 << 20,
 })
+const altSvc: string | null = server.altSvc
 
 server.on('session', async (session: WebTransportSession) => {
   const path: string = session.request.path
@@ -102,6 +105,8 @@ new Server({ cert, key, checkOrigin: () => 'yes' })
 new Server({ cert, key, onRequest: () => 'ok' })
 // @ts-expect-error only the three congestion controllers exist
 new Server({ cert, key, congestionControl: 'vegas' })
+// @ts-expect-error fetch returns a Response
+new Server({ cert, key, fetch: () => 'text' })
 // @ts-expect-error flow-control limits are numbers
 new Server({ cert, key, flowControl: { maxData: '16M' } })
 // @ts-expect-error keyLog is a boolean

@@ -7,6 +7,7 @@
 
 pub mod cert;
 pub mod error;
+pub mod exchange;
 pub mod hub;
 pub(crate) mod live;
 pub mod request;

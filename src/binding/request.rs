@@ -3,18 +3,9 @@ use std::sync::{Arc, Mutex};
 use napi_derive::napi;
 
 use super::hub::Hub;
-use super::request_fields::{request_fields, RequestFields};
+use super::request_fields::{pairs, request_fields, RequestFields};
 use super::session::NativeSession;
 use crate::core::IncomingRequest;
-
-fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
-    let mut out = Vec::with_capacity(flat.len() / 2);
-    let mut it = flat.into_iter();
-    while let (Some(name), Some(value)) = (it.next(), it.next()) {
-        out.push((name.to_ascii_lowercase(), value));
-    }
-    out
-}
 
 /// A session request waiting for JS's decision. Answering twice is a no-op; never answering
 /// (the object is collected) refuses it with 500.

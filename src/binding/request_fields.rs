@@ -37,3 +37,13 @@ pub(crate) fn request_fields(info: &RequestInfo) -> RequestFields {
         remote_port: u32::from(info.remote.port()),
     }
 }
+
+/// Header pairs from JS's flattened `[name, value, ...]`, names lower-cased.
+pub(crate) fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(name), Some(value)) = (it.next(), it.next()) {
+        out.push((name.to_ascii_lowercase(), value));
+    }
+    out
+}

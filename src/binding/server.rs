@@ -8,9 +8,10 @@ use napi::Status;
 use napi_derive::napi;
 
 use super::error::{invalid_option, to_js};
+use super::exchange::NativeExchange;
 use super::hub::{Hub, ReadyCallback};
 use super::request::NativeRequest;
-use crate::core::{IncomingRequest, OriginPolicy, RequestHandler, Server, ServerConfig};
+use crate::core::{Exchange, HttpHandler, IncomingRequest, OriginPolicy, RequestHandler, Server, ServerConfig};
 
 /// Options as the JS layer passes them, already type-checked there; ranges are checked here.
 #[napi(object)]
@@ -42,9 +43,12 @@ pub struct NativeServerOptions {
     /// WebTransport flow control's per-session stream windows.
     pub flow_max_streams_bidi: Option<u32>,
     pub flow_max_streams_uni: Option<u32>,
+    /// Largest regular request body accepted, in bytes (a safe integer); larger gets 413.
+    pub max_request_body_size: Option<f64>,
 }
 
 type RequestCallback = ThreadsafeFunction<NativeRequest, (), NativeRequest, Status, false>;
+type HttpCallback = ThreadsafeFunction<NativeExchange, (), NativeExchange, Status, false>;
 /// Weak: a fault report must never be what keeps the process alive (the request callback does
 /// that while the server runs).
 type FaultCallback = ThreadsafeFunction<String, (), String, Status, false, true>;
@@ -54,6 +58,8 @@ type FaultCallback = ThreadsafeFunction<String, (), String, Status, false, true>
 /// after close.
 struct JsRequestHandler {
     callback: Mutex<Option<Arc<RequestCallback>>>,
+    /// JS's `fetch`, when it has one.
+    http: Mutex<Option<Arc<HttpCallback>>>,
     hub: Arc<Hub>,
     fault: Mutex<Option<Arc<FaultCallback>>>,
 }
@@ -75,9 +81,20 @@ impl RequestHandler for JsRequestHandler {
     }
 }
 
+impl HttpHandler for JsRequestHandler {
+    fn on_request(&self, exchange: Exchange) {
+        let callback = self.http.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(callback) = callback {
+            // On failure (queue closing) the exchange is dropped, which answers 500.
+            callback.call(NativeExchange::new(exchange), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
 impl JsRequestHandler {
     fn release(&self) {
         self.callback.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.http.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.fault.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
@@ -108,6 +125,7 @@ impl NativeServer {
         on_request: RequestCallback,
         on_fault: FaultCallback,
         on_ready: ReadyCallback,
+        on_http: Option<HttpCallback>,
     ) -> napi::Result<Self> {
         let ip: IpAddr = options
             .host
@@ -163,17 +181,28 @@ impl NativeServer {
                 *slot = u64::from(v);
             }
         }
+        if let Some(v) = options.max_request_body_size {
+            if !(v.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&v)) {
+                return Err(invalid_option("maxRequestBodySize must be an integer from 0 to 2^53-1"));
+            }
+            config.max_request_body = v as u64;
+        }
         if let Some(name) = options.congestion_control.as_deref() {
             config.congestion_control = name.parse().map_err(to_js)?;
         }
+        let serves_http = on_http.is_some();
         let handler = Arc::new(JsRequestHandler {
             callback: Mutex::new(Some(Arc::new(on_request))),
+            http: Mutex::new(on_http.map(Arc::new)),
             fault: Mutex::new(Some(Arc::new(on_fault))),
             hub: Hub::new(on_ready),
         });
         let core_handler: Arc<dyn RequestHandler> = handler.clone();
-        let server =
-            napi::bindgen_prelude::within_runtime_if_available(|| Server::bind(config, core_handler)).map_err(to_js)?;
+        let http_handler = serves_http.then(|| handler.clone() as Arc<dyn HttpHandler>);
+        let server = napi::bindgen_prelude::within_runtime_if_available(|| {
+            Server::bind_serving(config, core_handler, http_handler)
+        })
+        .map_err(to_js)?;
         Ok(Self { server, handler })
     }
 

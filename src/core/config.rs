@@ -105,6 +105,8 @@ pub struct ServerConfig {
     pub socket_buffer: usize,
     /// WebTransport flow control's per-session limits (draft-14 to -16), for clients that use it.
     pub flow_control: FlowLimits,
+    /// Largest regular request body accepted, in bytes; larger gets 413.
+    pub max_request_body: u64,
 }
 
 impl ServerConfig {
@@ -129,6 +131,7 @@ impl ServerConfig {
             key_log: false,
             socket_buffer: 512 << 10,
             flow_control: FlowLimits::default(),
+            max_request_body: 64 * 1024 * 1024,
         }
     }
 

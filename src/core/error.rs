@@ -34,6 +34,10 @@ pub enum ErrorCode {
     DatagramsUnsupported,
     /// No more streams can be opened right now (the peer's limit).
     StreamLimit,
+    /// A request body is larger than `maxRequestBodySize` (the client got 413).
+    BodyTooLarge,
+    /// A response body does not match the `content-length` it declared (the stream was reset).
+    ContentLengthMismatch,
 }
 
 impl ErrorCode {
@@ -53,6 +57,8 @@ impl ErrorCode {
             Self::DatagramTooLarge => "WT_ERR_DATAGRAM_TOO_LARGE",
             Self::DatagramsUnsupported => "WT_ERR_DATAGRAMS_UNSUPPORTED",
             Self::StreamLimit => "WT_ERR_STREAM_LIMIT",
+            Self::BodyTooLarge => "WT_ERR_BODY_TOO_LARGE",
+            Self::ContentLengthMismatch => "WT_ERR_CONTENT_LENGTH_MISMATCH",
         }
     }
 }

@@ -12,8 +12,10 @@ use tokio_util::task::TaskTracker;
 use super::config::ServerConfig;
 use super::counters::{CounterSnapshot, Counters};
 use super::error::{Error, ErrorCode, Result};
-use super::h3::connection::{self, Host};
+use super::h3::connection::{self, Host, RequestService};
 use super::h3::proto::code;
+use super::http::service::Http;
+use super::http::HttpHandler;
 use super::webtransport::driver::FINISHED_DATA_WAIT;
 use super::webtransport::incoming::RequestHandler;
 use super::webtransport::layer::WebTransport;
@@ -51,6 +53,15 @@ impl Server {
     /// Validates the configuration, binds the UDP socket and starts accepting. Must be called
     /// inside a tokio runtime.
     pub fn bind(config: ServerConfig, handler: Arc<dyn RequestHandler>) -> Result<Self> {
+        Self::bind_serving(config, handler, None)
+    }
+
+    /// [`Self::bind`], with `http` answering regular HTTP/3 requests (without it they get 404).
+    pub fn bind_serving(
+        config: ServerConfig,
+        handler: Arc<dyn RequestHandler>,
+        http: Option<Arc<dyn HttpHandler>>,
+    ) -> Result<Self> {
         let quinn_config = config.quinn_config()?;
         let socket = std::net::UdpSocket::bind(config.addr).map_err(|e| {
             let mut err = Error::new(ErrorCode::Bind, format!("cannot bind udp {}: {e}", config.addr));
@@ -76,6 +87,8 @@ impl Server {
         let closing = CancellationToken::new();
         let counters = Arc::new(Counters::default());
         let max_header_bytes = config.max_header_bytes;
+        let requests: Option<Arc<dyn RequestService>> = http
+            .map(|handler| Arc::new(Http { handler, max_body: config.max_request_body }) as Arc<dyn RequestService>);
         let fault_handler = handler.clone();
         let webtransport = WebTransport::new(config, handler, closing.clone(), counters.clone());
         let host = Arc::new(Host {
@@ -85,6 +98,7 @@ impl Server {
             max_header_bytes,
             on_fault: Box::new(move |message| fault_handler.on_fault(message)),
             extension: webtransport.clone(),
+            requests,
         });
         let accept_endpoint = endpoint.clone();
         let accept_host = host.clone();

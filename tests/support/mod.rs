@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use webtransport_napi::core::h3::{qpack, varint};
-use webtransport_napi::core::{cert, IncomingRequest, OriginPolicy, RequestHandler, Server, ServerConfig};
+use webtransport_napi::core::{cert, HttpHandler, IncomingRequest, OriginPolicy, RequestHandler, Server, ServerConfig};
 
 pub const SETTINGS_WT: &[(u64, u64)] = &[(0x08, 1), (0x33, 1), (0x2b603742, 1)];
 
@@ -118,6 +118,19 @@ pub struct TestServer {
 }
 
 pub fn start_server(handler: Arc<dyn RequestHandler>, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    bind_test_server(handler, None, configure)
+}
+
+/// A server whose regular requests go to `http` (WebTransport requests to the echo).
+pub fn start_http_server(http: Arc<dyn HttpHandler>, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    bind_test_server(Arc::new(Echo { headers: Vec::new() }), Some(http), configure)
+}
+
+fn bind_test_server(
+    handler: Arc<dyn RequestHandler>,
+    http: Option<Arc<dyn HttpHandler>>,
+    configure: impl FnOnce(&mut ServerConfig),
+) -> TestServer {
     let generated = cert::generate(&["localhost".into(), "127.0.0.1".into()], 5).unwrap();
     let der = webtransport_napi::core::tls::parse_cert_chain(generated.cert_pem.as_bytes()).unwrap()[0].to_vec();
     let mut config = ServerConfig::new(
@@ -127,7 +140,7 @@ pub fn start_server(handler: Arc<dyn RequestHandler>, configure: impl FnOnce(&mu
     );
     config.origin_policy = OriginPolicy::SameHost;
     configure(&mut config);
-    let server = Server::bind(config, handler).unwrap();
+    let server = Server::bind_serving(config, handler, http).unwrap();
     let addr = server.local_addr();
     TestServer { server, addr, cert_der: der }
 }

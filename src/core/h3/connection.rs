@@ -32,6 +32,20 @@ pub(crate) struct Host {
     pub(crate) on_fault: Box<dyn Fn(&str) + Send + Sync>,
     /// The layer above HTTP/3.
     pub(crate) extension: Arc<dyn Extension>,
+    /// Regular requests (everything the extension does not take but a CONNECT); without it
+    /// they are answered 404.
+    pub(crate) requests: Option<Arc<dyn RequestService>>,
+}
+
+/// The client of HTTP/3 that answers regular requests.
+pub(crate) trait RequestService: Send + Sync + 'static {
+    /// A regular request, with its stream; the returned future may end before the exchange
+    /// does (the application may answer later).
+    fn serve(
+        self: Arc<Self>,
+        connection: Arc<Connection>,
+        request: Request,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
 /// The layer above HTTP/3 (WebTransport): what it adds to every connection.
@@ -179,6 +193,19 @@ impl FrameReader {
             }
         }
         ReadOutcome::Ok(self.buf.split_to(len))
+    }
+
+    /// Up to `max` bytes: what is buffered, else the next chunk from the stream.
+    pub(crate) async fn some(&mut self, max: usize) -> ReadOutcome<Bytes> {
+        if !self.buf.is_empty() {
+            let take = self.buf.len().min(max.max(1));
+            return ReadOutcome::Ok(self.buf.split_to(take).freeze());
+        }
+        match self.recv.read_chunk(max.max(1), true).await {
+            Ok(Some(chunk)) => ReadOutcome::Ok(chunk.bytes),
+            Ok(None) => ReadOutcome::End,
+            Err(_) => ReadOutcome::Failed,
+        }
     }
 
     pub(crate) async fn skip(&mut self, mut len: u64) -> ReadOutcome<()> {
@@ -554,11 +581,16 @@ async fn handle_request(
     if info.path == "/.fault-injection/panic" {
         panic!("fault injection: a bug in a connection task");
     }
-    if !extension.takes(&info) {
-        // Extended CONNECT with a protocol we do not speak, or a proxy CONNECT: not implemented.
-        let status = if info.method == "CONNECT" { 501 } else { 404 };
-        let headers = vec![("content-length".to_string(), "0".to_string())];
-        return respond_and_end(send, reader.recv, status, &headers).await;
+    if extension.takes(&info) {
+        return extension.clone().connect(Request { id, info, send, body: reader }).await;
     }
-    extension.clone().connect(Request { id, info, send, body: reader }).await;
+    if info.method != "CONNECT" {
+        if let Some(requests) = &state.host.requests {
+            return requests.clone().serve(state.clone(), Request { id, info, send, body: reader }).await;
+        }
+    }
+    // Extended CONNECT with a protocol we do not speak, or a proxy CONNECT: not implemented.
+    let status = if info.method == "CONNECT" { 501 } else { 404 };
+    let headers = vec![("content-length".to_string(), "0".to_string())];
+    respond_and_end(send, reader.recv, status, &headers).await
 }
