@@ -762,9 +762,12 @@ async def scenario_http(client: Client, args, result: dict, errors: list[str]) -
         if req.stop_sending_code is None and not abandoned and sent == until and not finished:
             if args.reset_after is not None:
                 await asyncio.sleep(args.reset_delay_ms / 1000)
-                client._quic.reset_stream(sid, args.reset_code)
-                client.transmit()
-                reset_sent = args.reset_code
+                # A STOP_SENDING in the pause has made aioquic reset the stream already, with the
+                # stop's code (RFC 9000 section 3.5): then this reset would not go out.
+                if req.stop_sending_code is None:
+                    client._quic.reset_stream(sid, args.reset_code)
+                    client.transmit()
+                    reset_sent = args.reset_code
             else:
                 client.h3.send_data(sid, b"", end_stream=True)
                 client.transmit()
