@@ -13,30 +13,11 @@
 // with the install hint: a missing client is not a pass.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { mkdtemp, writeFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { startEchoServer } from './support/echo-server.mjs'
-
-const here = dirname(fileURLToPath(import.meta.url))
-const CLIENT = join(here, 'clients', 'aioquic_client.py')
-const PYTHON = process.env.PYTHON || 'python3'
-const RUN_TIMEOUT_MS = 25_000 // the client bounds itself at 15 s (+3 s watchdog)
-
-function execPython(args, timeout) {
-  return new Promise((resolve) => {
-    execFile(PYTHON, args, { timeout, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ error, code: error ? error.code : 0, stdout: String(stdout), stderr: String(stderr) })
-    })
-  })
-}
-
-const probe = await execPython(['-c', 'import aioquic; print(aioquic.__version__)'], 10_000)
-const aioquicMissing = probe.error
-  ? `${PYTHON} cannot import aioquic (pip install -r __test__/clients/requirements.txt): ${probe.stderr.trim().split('\n').pop()}`
-  : false
+import { runAioquic } from './support/aioquic-client.mjs'
 
 let echo
 let tmp
@@ -54,19 +35,8 @@ after(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true })
 })
 
-async function runScenario(scenario, server = echo, pem = certPath) {
-  if (aioquicMissing) assert.fail(aioquicMissing)
-  const args = [CLIENT, '--port', String(server.port), '--cert-pem', pem, '--cert-hash', server.hashHex, scenario]
-  const { error, code, stdout, stderr } = await execPython(args, RUN_TIMEOUT_MS)
-  const last = stdout.trim().split('\n').pop() || ''
-  let result
-  try {
-    result = JSON.parse(last)
-  } catch {
-    assert.fail(`${scenario}: no JSON on the client's last line (exit ${code}, ${error?.killed ? 'killed by timeout' : 'not killed'})\nstdout: ${stdout}\nstderr: ${stderr}`)
-  }
-  const context = `${scenario} (exit ${code}): ${JSON.stringify(result.errors)}\n${last}\nstderr: ${stderr.slice(-2000)}`
-  return { result, code, context }
+function runScenario(scenario, server = echo, pem = certPath) {
+  return runAioquic(server, scenario, { pem })
 }
 
 function assertPinned(result, context, server = echo) {

@@ -13,9 +13,18 @@ It drives cases a browser cannot produce against the project's echo server
                    the H3_DATAGRAM setting; expects the CONNECT to be refused
                    with a 4xx, and a GET / on the same connection to still be
                    answered 404.
+  http             one plain HTTP/3 request (--method, --path, --header,
+                   --body-bytes, --reset-after ...), reported with the same
+                   fields as tools/h3-client's `request` mode (see there), so a
+                   test can run one case through both clients. The body is the
+                   same pattern: byte i is byte i % 32 of
+                   SHA-256("h3-body:" + decimal(i // 32)).
 
 Usage:
   python3 aioquic_client.py --port P --cert-pem FILE --cert-hash HEX SCENARIO
+      [http options: --method M --path P --header NAME:VALUE... --body-bytes N
+       --chunk-bytes N --reset-after BYTES --reset-code CODE --reset-delay-ms MS
+       --after-reset-ms MS]
 
 The server certificate is pinned: the SHA-256 of the DER certificate the
 server presents must equal --cert-hash (checked inside the TLS handshake, so
@@ -165,7 +174,9 @@ class Request:
     stream_id: int
     headers: list[tuple[bytes, bytes]] | None = None
     headers_at: float | None = None
-    body: bytes = b""
+    trailers: list[tuple[bytes, bytes]] | None = None
+    # bytearray: appending to bytes copies the whole body for every DATA frame.
+    body: bytearray = field(default_factory=bytearray)
     ended: bool = False
     reset_code: int | None = None
     stop_sending_code: int | None = None
@@ -259,6 +270,8 @@ class Client(QuicConnectionProtocol):
             if req.headers is None:
                 req.headers = list(event.headers)
                 req.headers_at = self.now_ms()
+            else:
+                req.trailers = list(event.headers)
             req.ended = req.ended or event.stream_ended
         elif isinstance(event, DataReceived):
             req = self.requests.get(event.stream_id)
@@ -657,12 +670,161 @@ SAFARI_SETTINGS: dict[int, int | None] = {
     0x2B65: 10,
 }
 
+def body_pattern(offset: int, length: int) -> bytes:
+    """Bytes [offset, offset + length) of tools/h3-client's body pattern."""
+    first, last = offset // 32, (offset + length + 31) // 32
+    blob = b"".join(hashlib.sha256(b"h3-body:%d" % k).digest() for k in range(first, last))
+    start = offset - first * 32
+    return blob[start : start + length]
+
+
+def fields_json(fields: list[tuple[bytes, bytes]] | None) -> dict[str, str] | None:
+    """Regular fields (no pseudo-headers), repeated names joined with ", ", as h3-client does."""
+    if fields is None:
+        return None
+    out: dict[str, str] = {}
+    for k, v in fields:
+        name, value = k.decode("latin-1"), v.decode("latin-1")
+        if name.startswith(":"):
+            continue
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+# aioquic buffers whatever it is given; the body is written only while less than this is unacked,
+# so a 10 MB body is streamed under the server's flow control rather than queued at once.
+SEND_BUFFER_LIMIT = 1 << 20
+# How long a request body may still be writing once the response has completed (a server may
+# answer without reading it, RFC 9114 section 4.1, and grant no more credit).
+SEND_GRACE_S = 2.0
+
+
+async def scenario_http(client: Client, args, result: dict, errors: list[str]) -> None:
+    method = args.method.upper()
+    headers = [
+        (b":method", method.encode()),
+        (b":scheme", b"https"),
+        (b":authority", f"{HOST}:{args.port}".encode()),
+        (b":path", args.path.encode()),
+    ]
+    for line in args.header:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise ScenarioError(f"--header wants NAME:VALUE, got {line!r}")
+        headers.append((name.strip().lower().encode(), value.strip().encode()))
+    # A reset needs a body to interrupt: without --body-bytes it is the reset point.
+    total = args.body_bytes if args.body_bytes is not None else (args.reset_after or 0)
+    if args.reset_after is not None and args.reset_after > total:
+        raise ScenarioError(f"--reset-after {args.reset_after} is beyond --body-bytes {total}")
+    until = args.reset_after if args.reset_after is not None else total
+    loop = asyncio.get_running_loop()
+    started = client.now_ms()
+    sid = client.send_request(headers, end_stream=total == 0 and args.reset_after is None)
+    req = client.requests[sid]
+    sent, sha = 0, hashlib.sha256()
+    finished = total == 0 and args.reset_after is None
+    reset_sent = send_error = None
+    abandoned = wait_timed_out = False
+    ended_at: float | None = None
+
+    def response_over() -> bool:
+        return req.ended or req.reset_code is not None
+
+    async def room() -> bool:
+        """Waits until the stream's unacked bytes are under SEND_BUFFER_LIMIT; False when the
+        server stopped the stream or the response is over and the grace has run out. ACKs raise
+        no event, so this polls."""
+        nonlocal ended_at, abandoned
+        while True:
+            if req.stop_sending_code is not None:
+                return False
+            if client.terminated is not None:
+                raise ScenarioError(f"connection closed while sending the body: {client.terminated}")
+            if response_over():
+                ended_at = ended_at or loop.time()
+                if loop.time() - ended_at > SEND_GRACE_S:
+                    abandoned = True
+                    return False
+            stream = client._quic._streams.get(sid)
+            if stream is None:  # aioquic discards a stream once both of its sides are over
+                raise RuntimeError("the stream is gone")
+            if len(stream.sender._buffer) < SEND_BUFFER_LIMIT:
+                return True
+            await asyncio.sleep(0.005)
+
+    try:
+        while sent < until and await room():
+            chunk = body_pattern(sent, min(args.chunk_bytes, until - sent))
+            client.h3.send_data(sid, chunk, end_stream=False)
+            client.transmit()
+            sha.update(chunk)
+            sent += len(chunk)
+        if req.stop_sending_code is None and not abandoned and sent == until and not finished:
+            if args.reset_after is not None:
+                await asyncio.sleep(args.reset_delay_ms / 1000)
+                # A STOP_SENDING in the pause has made aioquic reset the stream already, with the
+                # stop's code (RFC 9000 section 3.5): then this reset would not go out.
+                if req.stop_sending_code is None:
+                    client._quic.reset_stream(sid, args.reset_code)
+                    client.transmit()
+                    reset_sent = args.reset_code
+            else:
+                client.h3.send_data(sid, b"", end_stream=True)
+                client.transmit()
+                finished = True
+    except RuntimeError as exc:  # aioquic refuses writes once the stream is reset or finished
+        send_error = f"body write at offset {sent}: {exc}"
+
+    if reset_sent is not None:
+        try:
+            await client.wait_until(response_over, args.after_reset_ms / 1000, "a response after the reset")
+        except ScenarioError:
+            if client.terminated is not None:
+                raise
+            wait_timed_out = True
+    else:
+        await client.wait_until(response_over, args.timeout, "the response")
+
+    body = bytes(req.body)
+    complete = req.ended and req.reset_code is None
+    result.update(
+        method=method,
+        path=args.path,
+        status=status_of(req),
+        headers=fields_json(req.headers),
+        trailers=fields_json(req.trailers),
+        bodyLength=len(body),
+        bodySha256=hashlib.sha256(body).hexdigest(),
+        bodyEqualsSent=(finished and body == body_pattern(0, sent)) if args.body_bytes is not None else None,
+        responseComplete=complete,
+        responseResetCode=req.reset_code,
+        recvError=None,
+        sentBytes=sent,
+        sentSha256=sha.hexdigest(),
+        requestFinished=finished,
+        resetSent=reset_sent,
+        stopSendingCode=req.stop_sending_code,
+        sendError=send_error,
+        sendAbandoned=abandoned,
+        responseWaitTimedOut=wait_timed_out,
+        headersMs=round(req.headers_at - started, 1) if req.headers_at is not None else None,
+        totalMs=round(client.now_ms() - started, 1),
+    )
+    if args.reset_after is not None:
+        if reset_sent is None and not complete:
+            errors.append(send_error or f"the body stopped at {sent} bytes without a reset or a complete response")
+    elif not complete:
+        errors.append(f"no complete response (status {result['status']}, reset {req.reset_code})")
+
+
 SCENARIOS = {
     "stream4": (scenario_stream4, True, False, {}),
     "late-settings": (scenario_late_settings, True, True, {}),
     "no-webtransport": (scenario_no_webtransport, False, False, {}),
     "safari-settings": (scenario_safari_settings, True, False, SAFARI_SETTINGS),
     "drain": (scenario_drain, True, False, {}),
+    # A plain HTTP/3 client: no WebTransport or datagram settings.
+    "http": (scenario_http, False, False, {}),
 }
 
 
@@ -711,6 +873,16 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=15.0, help="overall timeout in seconds")
     parser.add_argument("--datagrams", type=int, default=20, help="datagrams to send")
     parser.add_argument("--min-datagrams", type=int, default=10, help="intact echoes required")
+    http = parser.add_argument_group("http scenario")
+    http.add_argument("--method", default="GET")
+    http.add_argument("--path", default="/")
+    http.add_argument("--header", action="append", default=[], help="NAME:VALUE, repeatable")
+    http.add_argument("--body-bytes", type=int, default=None, help="request body of N pattern bytes")
+    http.add_argument("--chunk-bytes", type=int, default=64 * 1024, help="body DATA frame size")
+    http.add_argument("--reset-after", type=int, default=None, help="reset the request after this many body bytes")
+    http.add_argument("--reset-code", type=lambda v: int(v, 0), default=0x10C, help="RESET_STREAM code (H3_REQUEST_CANCELLED)")
+    http.add_argument("--reset-delay-ms", type=int, default=0, help="pause between the last body byte and the reset")
+    http.add_argument("--after-reset-ms", type=int, default=1000, help="how long to wait for a response after the reset")
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     args = parser.parse_args()
 
