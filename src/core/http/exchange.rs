@@ -178,6 +178,14 @@ impl RequestBody {
     }
 }
 
+impl Drop for RequestBody {
+    /// A body left unread is stopped with H3_NO_ERROR (RFC 9114 §4.1: the response does not need
+    /// the rest); dropped as it is, quinn would stop it with code 0, which is no HTTP/3 code.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Writes the response: the head once, then body pieces, then the end. Dropped before the head
 /// went out, it answers 500, so a lost exchange never leaves its client waiting.
 pub struct ResponseWriter {
