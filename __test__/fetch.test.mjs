@@ -1,7 +1,8 @@
 // The `fetch` option (regular HTTP/3 requests as WHATWG Request/Response) from two independent
 // clients, tools/h3-client (hyperium h3 + h3-quinn) and aioquic's `http` scenario; each case runs
 // through both: a text GET, a 10 MiB GET byte-exact, a 10 MiB POST echoed byte-exact, HEAD and
-// 204 without a body, 500 from a throwing handler (with 'requestError'), 413 past
+// 204 without a body, 500 from a throwing handler (with 'requestError'), 503 from one that never
+// answers within callbackTimeout, 500 for a result that is no Response, 413 past
 // maxRequestBodySize, and a request reset mid-body aborting `request.signal`.
 // (404 without `fetch`: h3-client.test.mjs.)
 import { test, before, after } from 'node:test'
@@ -48,6 +49,10 @@ async function app(request, info) {
       return new Response(null, { status: 204 })
     case '/throw':
       throw new Error('handler bug')
+    case '/never':
+      return new Promise(() => {})
+    case '/not-a-response':
+      return 'just text'
     case '/hold': {
       const seen = { aborted: false, reason: null, readError: null, bytes: 0 }
       held.set(request.headers.get('x-case'), seen)
@@ -79,7 +84,8 @@ let tmp
 before(async () => {
   server = await startEchoServer({ fetch: app })
   server.server.on('requestError', (error, request) => requestErrors.push({ error, request }))
-  limited = await startEchoServer({ fetch: app, maxRequestBodySize: LIMIT })
+  limited = await startEchoServer({ fetch: app, maxRequestBodySize: LIMIT, callbackTimeout: 300 })
+  limited.server.on('requestError', (error, request) => requestErrors.push({ error, request }))
   tmp = await mkdtemp(join(tmpdir(), 'wt-fetch-'))
   for (const s of [server, limited]) {
     s.pem = join(tmp, `cert-${s.port}.pem`)
@@ -171,6 +177,19 @@ for (const [name, run] of Object.entries(CLIENTS)) {
     assert.match(error.message, /handler bug/)
     assert.ok(request instanceof Request)
     assert.equal(new URL(request.url).pathname, '/throw')
+  })
+
+  test(`${name}: a fetch that never answers gets 503, one that returns no Response 500, each with 'requestError'`, async () => {
+    let before = requestErrors.length
+    const slow = await run(limited, { method: 'GET', path: '/never' })
+    assertComplete(slow.json, slow.code, slow.context, 503)
+    assert.equal(requestErrors.length, before + 1, slow.context)
+    assert.equal(requestErrors.at(-1).error.code, 'WT_ERR_CALLBACK_TIMEOUT')
+    before = requestErrors.length
+    const wrong = await run(limited, { method: 'GET', path: '/not-a-response' })
+    assertComplete(wrong.json, wrong.code, wrong.context, 500)
+    assert.equal(requestErrors.length, before + 1, wrong.context)
+    assert.equal(requestErrors.at(-1).error.code, 'WT_ERR_CALLBACK_INVALID_RESULT')
   })
 
   test(`${name}: a body past maxRequestBodySize gets 413, declared or streamed`, async () => {
