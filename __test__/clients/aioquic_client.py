@@ -18,11 +18,14 @@ It drives cases a browser cannot produce against the project's echo server
                    fields as tools/h3-client's `request` mode (see there), so a
                    test can run one case through both clients. The body is the
                    same pattern: byte i is byte i % 32 of
-                   SHA-256("h3-body:" + decimal(i // 32)).
+                   SHA-256("h3-body:" + decimal(i // 32)). --body TEXT sends
+                   those UTF-8 bytes instead (an application's own request,
+                   e.g. JSON), and `bodyText` reports a response body of up to
+                   64 KiB as text (else null); tools/h3-client has neither.
 
 Usage:
   python3 aioquic_client.py --port P --cert-pem FILE --cert-hash HEX SCENARIO
-      [http options: --method M --path P --header NAME:VALUE... --body-bytes N
+      [http options: --method M --path P --header NAME:VALUE... --body-bytes N --body TEXT
        --chunk-bytes N --reset-after BYTES --reset-code CODE --reset-delay-ms MS
        --after-reset-ms MS]
 
@@ -697,6 +700,9 @@ SEND_BUFFER_LIMIT = 1 << 20
 # How long a request body may still be writing once the response has completed (a server may
 # answer without reading it, RFC 9114 section 4.1, and grant no more credit).
 SEND_GRACE_S = 2.0
+# The largest response body reported as `bodyText`: enough for an application's answers, while a
+# 10 MB download stays out of the JSON line.
+BODY_TEXT_LIMIT = 64 * 1024
 
 
 async def scenario_http(client: Client, args, result: dict, errors: list[str]) -> None:
@@ -712,8 +718,18 @@ async def scenario_http(client: Client, args, result: dict, errors: list[str]) -
         if not sep:
             raise ScenarioError(f"--header wants NAME:VALUE, got {line!r}")
         headers.append((name.strip().lower().encode(), value.strip().encode()))
+    text = args.body.encode() if args.body is not None else None
+    if text is not None and args.body_bytes is not None:
+        raise ScenarioError("--body and --body-bytes exclude each other")
+
+    def body_at(offset: int, length: int) -> bytes:
+        return text[offset : offset + length] if text is not None else body_pattern(offset, length)
+
     # A reset needs a body to interrupt: without --body-bytes it is the reset point.
-    total = args.body_bytes if args.body_bytes is not None else (args.reset_after or 0)
+    if text is not None:
+        total = len(text)
+    else:
+        total = args.body_bytes if args.body_bytes is not None else (args.reset_after or 0)
     if args.reset_after is not None and args.reset_after > total:
         raise ScenarioError(f"--reset-after {args.reset_after} is beyond --body-bytes {total}")
     until = args.reset_after if args.reset_after is not None else total
@@ -754,7 +770,7 @@ async def scenario_http(client: Client, args, result: dict, errors: list[str]) -
 
     try:
         while sent < until and await room():
-            chunk = body_pattern(sent, min(args.chunk_bytes, until - sent))
+            chunk = body_at(sent, min(args.chunk_bytes, until - sent))
             client.h3.send_data(sid, chunk, end_stream=False)
             client.transmit()
             sha.update(chunk)
@@ -795,7 +811,8 @@ async def scenario_http(client: Client, args, result: dict, errors: list[str]) -
         trailers=fields_json(req.trailers),
         bodyLength=len(body),
         bodySha256=hashlib.sha256(body).hexdigest(),
-        bodyEqualsSent=(finished and body == body_pattern(0, sent)) if args.body_bytes is not None else None,
+        bodyEqualsSent=(finished and body == body_at(0, sent)) if args.body_bytes is not None or text is not None else None,
+        bodyText=body.decode("utf-8", "replace") if len(body) <= BODY_TEXT_LIMIT else None,
         responseComplete=complete,
         responseResetCode=req.reset_code,
         recvError=None,
@@ -878,6 +895,7 @@ def main() -> int:
     http.add_argument("--path", default="/")
     http.add_argument("--header", action="append", default=[], help="NAME:VALUE, repeatable")
     http.add_argument("--body-bytes", type=int, default=None, help="request body of N pattern bytes")
+    http.add_argument("--body", default=None, help="request body: this text, UTF-8 (instead of --body-bytes)")
     http.add_argument("--chunk-bytes", type=int, default=64 * 1024, help="body DATA frame size")
     http.add_argument("--reset-after", type=int, default=None, help="reset the request after this many body bytes")
     http.add_argument("--reset-code", type=lambda v: int(v, 0), default=0x10C, help="RESET_STREAM code (H3_REQUEST_CANCELLED)")
