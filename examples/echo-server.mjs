@@ -1,20 +1,37 @@
 // `npm start`: a WebTransport echo server (bidi, uni and datagram echo) with a fresh development
-// certificate, and a page served over plain HTTP on localhost that connects to it with the
-// certificate hash pinned. Open the printed address in Chromium or Firefox and watch the echoes.
+// certificate, and its page, served as a site serves one: over HTTPS (TCP, node:https) with an
+// `Alt-Svc` header that tells the browser HTTP/3 is on the same Server, which serves the same page
+// through its `fetch` handler. The page connects to the echo with the certificate hash pinned.
+// Open the printed address in Chromium or Firefox and watch the echoes.
 //
-// Environment: WT_PORT (UDP, default 4433), HTTP_PORT (TCP, default 8080), HOST (WebTransport
-// bind address, default '::'), HTTP_HOST (page server's, default 'localhost').
-import http from 'node:http'
+// A browser trusts the development certificate only when told to: accept the warning (the page
+// then stays on HTTPS over TCP: browsers take HTTP/3 only with a trusted certificate), or start
+// Chromium with the printed flags, which trust it by its key and allow it over QUIC. With HTTPS_PORT
+// other than the UDP port, the first load is over TCP and Alt-Svc moves reloads to HTTP/3.
+//
+// Environment: WT_PORT (UDP, default 4433), HTTPS_PORT (TCP, default: the UDP port's number, as
+// sites serve both on 443), HOST (WebTransport bind address, default '::'), HTTPS_HOST (the HTTPS
+// server's, default 'localhost').
+import https from 'node:https'
+import { X509Certificate, createHash } from 'node:crypto'
 import { Server, generateCertificate } from '../index.mjs'
 import { echoSession } from './echo.mjs'
 
 const wtPort = Number(process.env.WT_PORT ?? 4433)
-const httpPort = Number(process.env.HTTP_PORT ?? 8080)
 const host = process.env.HOST ?? '::'
-const httpHost = process.env.HTTP_HOST ?? 'localhost'
+const httpsHost = process.env.HTTPS_HOST ?? 'localhost'
+const PAGE_HEADERS = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }
 
 const certificate = generateCertificate({ hostnames: ['localhost', '127.0.0.1', '::1'], days: 10 })
-const server = new Server({ port: wtPort, host, cert: certificate.cert, key: certificate.key })
+const tls = { cert: certificate.cert, key: certificate.key }
+// The page needs the bound port, known once the server is listening; no request comes before.
+let page
+const server = new Server({
+  port: wtPort,
+  host,
+  ...tls,
+  fetch: () => new Response(page, { headers: PAGE_HEADERS }),
+})
 
 server.on('session', async (session) => {
   console.log(`session from ${session.request.remoteAddress}:${session.request.remotePort} ${session.request.path}`)
@@ -29,22 +46,37 @@ server.on('error', (error) => {
 })
 
 await server.ready
-const hashHex = Buffer.from(certificate.hash.value).toString('hex')
-// The bound port, which differs from WT_PORT when that is 0.
-const page = pageHtml(hashHex, server.address().port)
-const web = http.createServer((req, res) => {
-  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+const { port } = server.address()
+page = pageHtml(Buffer.from(certificate.hash.value).toString('hex'), port)
+const web = https.createServer(tls, (req, res) => {
+  // Browsers switch to HTTP/3 only after a TCP response advertised it.
+  res.writeHead(200, { ...PAGE_HEADERS, 'alt-svc': server.altSvc })
   res.end(page)
 })
-web.listen(httpPort, httpHost, () => {
-  console.log(`WebTransport echo server on udp ${host} port ${server.address().port}`)
-  const shown = httpHost.includes(':') ? `[${httpHost}]` : httpHost
-  console.log(`open http://${shown}:${web.address().port}/ in a browser (Ctrl+C stops)`)
+web.on('error', (error) => {
+  console.error(`cannot start the HTTPS server: ${error.message}`)
+  process.exit(1)
+})
+web.listen(Number(process.env.HTTPS_PORT ?? port), httpsHost, () => {
+  const shown = httpsHost.includes(':') ? `[${httpsHost}]` : httpsHost
+  const address = `https://${shown}:${web.address().port}/`
+  const spki = new X509Certificate(certificate.cert).publicKey.export({ type: 'spki', format: 'der' })
+  const spkiHash = createHash('sha256').update(spki).digest('base64')
+  console.log(`WebTransport echo and HTTP/3 on udp ${host} port ${port}, HTTPS on tcp port ${web.address().port}`)
+  console.log(`open ${address} in a browser (accept the development certificate; Ctrl+C stops)`)
+  // Chromium takes a certificate without a public root over QUIC only for the hosts of
+  // --origin-to-force-quic-on (any port); the SPKI flag trusts it, on TCP too.
+  const force = `${shown}:${port}`
+  console.log(
+    `or over HTTP/3: chromium --user-data-dir=$(mktemp -d) --origin-to-force-quic-on=${force} ` +
+      `--ignore-certificate-errors-spki-list=${spkiHash} ${address}`,
+  )
 })
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, async () => {
     web.close()
+    web.closeAllConnections()
     await server.close({ closeCode: 0, reason: 'server stopping' })
     process.exit(0)
   })
