@@ -6,7 +6,8 @@
 // examples/echo-server.mjs) or when told to: the printed Chromium command forces QUIC for this
 // origin and trusts the development certificate by the hash of its public key.
 //
-// Environment: PORT (UDP, default 4433), HOST (bind address, default '::').
+// Environment: PORT (UDP, default 4433), HOST (bind address, default '::'). Hono is this repository's
+// dev dependency; in a project of your own, `npm i hono`.
 import { X509Certificate, createHash } from 'node:crypto'
 import { Hono } from 'hono'
 import { Server, generateCertificate } from '../index.mjs'
