@@ -1,6 +1,7 @@
 // Type-checked by `npm test` (tsc --noEmit): the README's usage must compile, and wrong use must not.
 import { Server, generateCertificate, WebTransportError, WebTransportReceiveStream, WebTransportSendStream } from 'webtransport-napi'
-import type { WebTransportSession, WebTransportRequest, SessionCloseInfo } from 'webtransport-napi'
+import type { WebTransportSession, WebTransportRequest, SessionCloseInfo, FetchInfo } from 'webtransport-napi'
+import { Hono } from 'hono'
 
 const { cert, key, hash } = generateCertificate({ hostnames: ['localhost'], days: 10 })
 const algorithm: 'sha-256' = hash.algorithm
@@ -28,6 +29,12 @@ const server = new Server({
   maxRequestBodySize: 1 << 20,
 })
 const altSvc: string | null = server.altSvc
+
+// The README's Hono app: `fetch: app.fetch` plugs in as is, and `info` is Hono's env.
+const app = new Hono<{ Bindings: FetchInfo }>()
+app.get('/hello/:name', (c) => c.json({ hello: c.req.param('name'), from: c.env.remoteAddress }))
+new Server({ cert, key, fetch: app.fetch })
+new Server({ cert, key, fetch: new Hono().fetch })
 
 server.on('session', async (session: WebTransportSession) => {
   const path: string = session.request.path
