@@ -3,9 +3,14 @@
 // `serverCertificateHashes` (whose rules, ECDSA and <= 14 days, are then not the ones that apply).
 //
 // Chromium only uses HTTP/3 after a TCP response advertised it (Alt-Svc), unless
-// --origin-to-force-quic-on names the origin; the certificate is not from a trusted CA, so
-// --ignore-certificate-errors-spki-list trusts it by the SHA-256 of its SubjectPublicKeyInfo (Chromium
-// honours that flag only with a --user-data-dir, which launchBrowser always gives it).
+// --origin-to-force-quic-on names the origin. That flag is also what lets it take a certificate
+// without a public root over QUIC at all: for any other host its QUIC certificate check fails such a
+// certificate (ERR_QUIC_CERT_ROOT_NOT_KNOWN; the net-log shows CERTIFICATE_VERIFY_FAILED), for page
+// loads and for WebTransport without hashes alike, whatever else trusts it. Here
+// --ignore-certificate-errors-spki-list trusts it by the SHA-256 of its SubjectPublicKeyInfo
+// (Chromium honours that flag only with a --user-data-dir, which launchBrowser always gives it).
+// Without either flag the page load fails (ERR_QUIC_PROTOCOL_ERROR without the SPKI one;
+// ERR_CONNECTION_REFUSED without forcing QUIC, as nothing listens on TCP).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { X509Certificate, createHash } from 'node:crypto'
