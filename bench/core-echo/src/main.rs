@@ -16,7 +16,8 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use webtransport_napi::core::{cert, config, echo, tls, IncomingRequest, RequestHandler, Server, ServerConfig};
+use webtransport_napi::core::webtransport::echo;
+use webtransport_napi::core::{cert, config, tls, IncomingRequest, RequestHandler, Server, ServerConfig};
 
 struct Echo;
 
