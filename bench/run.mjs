@@ -4,6 +4,10 @@
 //   (a) js          bench/js-echo.mjs: the echo in JavaScript on our public API
 //   (b) core        bench/core-echo: the same echo in Rust on our core (no napi): the ceiling
 //   (c) wtransport  bench/wtransport-echo: the same echo on the wtransport 0.7 server: the baseline
+// and, in the `http` mode, one fetch handler (bench/http-fetch.mjs) served two ways, small GETs
+// from tools/h3-client's `load` over each protocol:
+//   (d) fetch-h3    our Server's `fetch` option, HTTP/3
+//   (e) fetch-h2    node:http2 over TLS with a Request/Response adapter, HTTP/2: the baseline of (d)
 // Each (mode, server) pair runs on a freshly started server, `--reps` times (default 3; the table
 // shows medians). Server CPU seconds (/proc/<pid>/stat utime+stime) and RSS (/proc/<pid>/status
 // VmRSS) are sampled before and after every run, and the server socket's drop counter
@@ -14,8 +18,8 @@
 //   --smoke          short runs (a few seconds per mode and server), one repetition, no
 //                    results.json unless --out is given; for `npm test`
 //   --reps N         repetitions (default 3, smoke 1)
-//   --modes a,b      only these modes (bulk, rr, dgram, dgram10k, sessions, sessions10k)
-//   --servers a,b    only these servers (js, core, wtransport)
+//   --modes a,b      only these modes (bulk, rr, dgram, dgram10k, sessions, sessions10k, http)
+//   --servers a,b    only these servers (js, js-loop, core, wtransport; fetch-h3, fetch-h2 for http)
 //   --dgram-rate R   also run dgram at a fixed R/s (loss at the same offered rate for every server)
 //   --big            also hold 10,000 sessions per server once (sessions10k; ~20-40 s each)
 //   --client-threads N  worker threads of the load generator (default 1)
@@ -32,6 +36,7 @@ import path from 'node:path'
 import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
+import { createHash } from 'node:crypto'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
@@ -68,6 +73,50 @@ const SERVERS = [
   },
   { name: 'core', label: '(b) Rust echo on our core', cmd: bin('core-echo'), args: [] },
   { name: 'wtransport', label: '(c) wtransport 0.7 echo', cmd: bin('wtransport-echo'), args: [] },
+  // The `http` mode: one fetch handler, HTTP/3 on our Server against HTTP/2 on node:http2, each
+  // loaded by tools/h3-client over its protocol (`client`: its --transport).
+  {
+    name: 'fetch-h3',
+    label: '(d) fetch handler on our Server, HTTP/3',
+    cmd: process.execPath,
+    args: [path.join(here, 'http-fetch.mjs'), '--h3'],
+    modes: ['http'],
+    client: 'h3',
+  },
+  {
+    name: 'fetch-h2',
+    label: '(e) the same handler on node:http2 (TLS), HTTP/2',
+    cmd: process.execPath,
+    args: [path.join(here, 'http-fetch.mjs'), '--h2'],
+    modes: ['http'],
+    client: 'h2',
+  },
+]
+
+// What the http mode's handler answers to GET / (bench/http-fetch.mjs): every response is checked
+// against it (status, length, SHA-256).
+const HTTP_BODY = Buffer.from('hello /')
+const HTTP_CHECK = [
+  '--expect-status',
+  '200',
+  '--expect-body-length',
+  String(HTTP_BODY.length),
+  '--expect-body-sha256',
+  createHash('sha256').update(HTTP_BODY).digest('hex'),
+]
+// Small GETs from 8 concurrent requesters on one connection (h3-client's default concurrency),
+// bounded by count and time.
+const httpLoad = (requests, seconds) => [
+  'load',
+  '--path',
+  '/',
+  '--concurrency',
+  '8',
+  '--requests',
+  String(requests),
+  '--duration-ms',
+  String(seconds * 1000),
+  ...HTTP_CHECK,
 ]
 
 // mode name -> wt-load arguments; `hold` marks the modes where the runner samples the server
@@ -79,6 +128,7 @@ const MODES = smoke
       dgram: { args: ['dgram', '--seconds', '2'], timeoutMs: 20_000 },
       dgram10k: { args: ['dgram', '--seconds', '2', '--rate', '10000'], timeoutMs: 20_000 },
       sessions: { args: ['sessions', '--count', '50'], hold: true, timeoutMs: 30_000 },
+      http: { args: httpLoad(300, 10), timeoutMs: 20_000, servers: ['fetch-h3', 'fetch-h2'] },
     }
   : {
       bulk: { args: ['bulk', '--bytes', '100000000'], timeoutMs: 90_000 },
@@ -86,6 +136,7 @@ const MODES = smoke
       dgram: { args: ['dgram', '--seconds', '5'], timeoutMs: 30_000 },
       dgram10k: { args: ['dgram', '--seconds', '5', '--rate', '10000'], timeoutMs: 30_000 },
       sessions: { args: ['sessions', '--count', '200'], hold: true, timeoutMs: 60_000 },
+      http: { args: httpLoad(30_000, 30), timeoutMs: 60_000, servers: ['fetch-h3', 'fetch-h2'] },
     }
 // Unmeasured warm-up passes against the same fresh server before each measured run (all servers
 // alike): a long-running server is warm. Each pass is one wt-load run, so it brings new sessions,
@@ -103,6 +154,9 @@ const WARMUP = {
   dgram10k: { args: ['dgram', '--seconds', '1', '--rate', '10000'], passes: 2 },
   dgramRate: { args: ['dgram', '--seconds', '1', '--rate', '10000'], passes: 2 },
   sessions: { args: ['sessions', '--count', '50', '--hold-ms', '100'], passes: 2 },
+  // Both http servers are JS: V8 settles their request path after a few passes (each a new
+  // connection), as it does for the echo.
+  http: { args: httpLoad(10_000, 20), passes: 3 },
 }
 const warmup = !smoke && !flag('--no-warmup')
 const dgramRate = option('--dgram-rate')
@@ -140,10 +194,11 @@ if (!flag('--no-build')) {
   const t = Date.now()
   run('npm', ['run', 'build'])
   const locked = fs.existsSync(path.join(root, 'Cargo.lock')) ? ['--locked'] : []
-  run(process.env.CARGO || 'cargo', ['build', '--release', ...locked, '-p', 'wt-load', '-p', 'wtransport-echo', '-p', 'core-echo'])
+  const bins = ['-p', 'wt-load', '-p', 'wtransport-echo', '-p', 'core-echo', '-p', 'h3-client']
+  run(process.env.CARGO || 'cargo', ['build', '--release', ...locked, ...bins])
   log(`bench: build took ${((Date.now() - t) / 1000).toFixed(1)} s`)
 }
-for (const name of ['wt-load', 'core-echo', 'wtransport-echo']) {
+for (const name of ['wt-load', 'core-echo', 'wtransport-echo', 'h3-client']) {
   if (!fs.existsSync(bin(name))) {
     log(`bench: ${bin(name)} is missing (run without --no-build)`)
     process.exit(1)
@@ -270,13 +325,19 @@ async function stopServer(server) {
   clearTimeout(timer)
 }
 
-/** Runs wt-load once; resolves with its JSON report (a failure report when it breaks). */
-function runLoad(port, mode, onReady) {
-  const args = ['--url', `https://127.0.0.1:${port}/echo`, '--cert-hash', certHash, '--timeout-ms', String(mode.timeoutMs)]
+/**
+ * Runs the server's load generator once (wt-load; h3-client over the server's `client`
+ * protocol); resolves with its JSON report (a failure report when it breaks).
+ */
+function runLoad(def, port, mode, onReady) {
+  const url = def.client ? `https://127.0.0.1:${port}/` : `https://127.0.0.1:${port}/echo`
+  const args = ['--url', url, '--cert-hash', certHash, '--timeout-ms', String(mode.timeoutMs)]
   args.push('--threads', String(clientThreads))
+  if (def.client) args.push('--transport', def.client)
   args.push(...mode.args)
   if (mode.hold) args.push('--wait-stdin', '--hold-ms', String(mode.timeoutMs))
-  const child = track(spawn(bin('wt-load'), args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] }))
+  const client = def.client ? 'h3-client' : 'wt-load'
+  const child = track(spawn(bin(client), args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] }))
   child.stdin.on('error', () => {})
   let stdout = ''
   let stderr = ''
@@ -300,9 +361,9 @@ function runLoad(port, mode, onReady) {
       try {
         report = JSON.parse(last)
       } catch {
-        report = { ok: false, error: `wt-load ended (${signal ?? code}) without a report: ${stderr.trim().slice(-500)}` }
+        report = { ok: false, error: `${client} ended (${signal ?? code}) without a report: ${stderr.trim().slice(-500)}` }
       }
-      if (report.ok && code !== 0) report = { ...report, ok: false, error: `wt-load exited with ${code}` }
+      if (report.ok && code !== 0) report = { ...report, ok: false, error: `${client} exited with ${code}` }
       resolve(report)
     })
   })
@@ -327,7 +388,7 @@ async function runOnce(def, modeName, rep) {
     result.fresh = sample(server.pid, server.port)
     if (warmup && WARMUP[modeName]) {
       for (let pass = 0; pass < WARMUP[modeName].passes; pass++) {
-        const warm = await runLoad(server.port, { args: WARMUP[modeName].args, timeoutMs: 30_000 })
+        const warm = await runLoad(def, server.port, { args: WARMUP[modeName].args, timeoutMs: 30_000 })
         if (!warm.ok) return { ...record, ok: false, error: `warm-up failed: ${warm.error}` }
       }
       await sleep(300)
@@ -338,7 +399,7 @@ async function runOnce(def, modeName, rep) {
     const runnerBefore = process.cpuUsage()
     const loadStarted = Date.now()
     let held = null
-    const report = await runLoad(server.port, mode, async (ready) => {
+    const report = await runLoad(def, server.port, mode, async (ready) => {
       // Let the server finish what the handshakes started, then sample it with everything open.
       await sleep(500)
       held = { ...sample(server.pid, server.port), sessions: ready.sessions }
@@ -411,7 +472,10 @@ for (let rep = 1; rep <= reps; rep++) {
     // Rotate the order so that no server always goes first after a build or another's run.
     for (let i = 0; i < servers.length; i++) {
       const def = servers[(i + rep - 1) % servers.length]
-      if (!def.modes || def.modes.includes(modeName)) plan.push([def, modeName, rep])
+      const mode = MODES[modeName]
+      if ((!def.modes || def.modes.includes(modeName)) && (!mode.servers || mode.servers.includes(def.name))) {
+        plan.push([def, modeName, rep])
+      }
     }
   }
 }
@@ -453,6 +517,8 @@ function headline(r) {
     case 'dgram10k':
     case 'dgramRate':
       return `offered ${Math.round(p.offeredPerSec)}/s, echoed ${Math.round(p.echoedPerSec)}/s, loss ${p.lossPercent.toFixed(2)} %, server socket drops ${r.udpDrops}`
+    case 'http':
+      return `${Math.round(p.requestsPerSecond)} GETs/s, p50 ${p.latencyMs.p50.toFixed(2)} ms, p99 ${p.latencyMs.p99.toFixed(2)} ms, server CPU ${r.serverCpuSeconds} s, client CPU ${p.clientCpuSeconds} s`
     default:
       return `${p.opened} ready in ${Math.round(p.allReadyMs)} ms, ${r.rssPerSessionKb} kB/session, server socket drops ${r.udpDrops}`
   }
@@ -491,6 +557,12 @@ const METRICS = {
   sessions10kOpened: ['sessions10k', (r) => r.report.opened],
   sessions10kRssMb: ['sessions10k', (r) => (r.heldRssKb ?? NaN) / 1024],
   sessions10kRssPerSessionKb: ['sessions10k', (r) => r.rssPerSessionKb],
+  httpRequestsPerSec: ['http', (r) => r.report.requestsPerSecond],
+  httpP50Ms: ['http', (r) => r.report.latencyMs.p50],
+  httpP99Ms: ['http', (r) => r.report.latencyMs.p99],
+  // CPU per request, server and client: which side a protocol's cost lands on.
+  httpServerCpuUsPerRequest: ['http', (r) => (r.serverCpuSeconds / r.report.completed) * 1e6],
+  httpClientCpuUsPerRequest: ['http', (r) => (r.report.clientCpuSeconds / r.report.completed) * 1e6],
 }
 
 const summary = {}
@@ -516,16 +588,19 @@ const RATIO_KEYS = [
   'idleRssMb',
   'bulkCpuS',
 ]
+// The http mode's: HTTP/3 on our Server against HTTP/2 on node:http2, the same handler.
+const HTTP_RATIO_KEYS = ['httpRequestsPerSec', 'httpP99Ms', 'httpServerCpuUsPerRequest', 'httpClientCpuUsPerRequest', 'idleRssMb']
 const ratios = {}
-for (const [name, num, den] of [
-  ['js/wtransport', 'js', 'wtransport'],
-  ['js-loop/wtransport', 'js-loop', 'wtransport'],
-  ['core/wtransport', 'core', 'wtransport'],
-  ['js/core', 'js', 'core'],
+for (const [name, num, den, keys] of [
+  ['js/wtransport', 'js', 'wtransport', RATIO_KEYS],
+  ['js-loop/wtransport', 'js-loop', 'wtransport', RATIO_KEYS],
+  ['core/wtransport', 'core', 'wtransport', RATIO_KEYS],
+  ['js/core', 'js', 'core', RATIO_KEYS],
+  ['fetch-h3/fetch-h2', 'fetch-h3', 'fetch-h2', HTTP_RATIO_KEYS],
 ]) {
   if (!summary[num] || !summary[den]) continue
   ratios[name] = {}
-  for (const key of RATIO_KEYS) {
+  for (const key of keys) {
     // Paired: the ratio within each repetition (the servers run one after the other, seconds
     // apart, so they share the machine's conditions), then the median of those.
     const per = []
@@ -560,7 +635,11 @@ const header = [
   'idle RSS',
   'CPU s bulk / rr / dgram',
 ]
-const rows = servers.map((def) => {
+// The echo table has the servers that ran an echo mode; the http mode has a table of its own.
+const ran = (def, test) => runs.some((r) => r.server === def.name && test(r.mode))
+const echoServers = servers.filter((def) => ran(def, (m) => m !== 'http'))
+const httpServers = servers.filter((def) => ran(def, (m) => m === 'http'))
+const rows = echoServers.map((def) => {
   const s = summary[def.name]
   return [
     def.label + (s.failedRuns ? ` (${s.failedRuns} failed)` : ''),
@@ -575,8 +654,9 @@ const rows = servers.map((def) => {
   ]
 })
 const ratioLabel = { 'js/wtransport': '(a) / (c)', 'js-loop/wtransport': "(a') / (c)", 'core/wtransport': '(b) / (c)', 'js/core': '(a) / (b)' }
+const x = (v) => (v === null || v === undefined ? '—' : `${v.toFixed(2)}x`)
 for (const [name, r] of Object.entries(ratios)) {
-  const x = (v) => (v === null ? '—' : `${v.toFixed(2)}x`)
+  if (name === 'fetch-h3/fetch-h2') continue
   rows.push([
     `ratio ${ratioLabel[name]}`,
     x(r.bulkMBps),
@@ -589,7 +669,36 @@ for (const [name, r] of Object.entries(ratios)) {
     `${x(r.bulkCpuS)} (bulk)`,
   ])
 }
-const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n')
+const markdown = (head, body) => [head, head.map(() => '---'), ...body].map((r) => `| ${r.join(' | ')} |`).join('\n')
+const echoTable = echoServers.length ? markdown(header, rows) : null
+
+const httpHeader = ['server', 'GETs/s', 'p50 ms', 'p99 ms', 'server CPU µs per GET', 'client CPU µs per GET', 'idle RSS']
+const httpRows = httpServers.map((def) => {
+  const s = summary[def.name]
+  return [
+    def.label + (s.failedRuns ? ` (${s.failedRuns} failed)` : ''),
+    fmt(s.httpRequestsPerSec),
+    fmt(s.httpP50Ms, 2),
+    fmt(s.httpP99Ms, 2),
+    fmt(s.httpServerCpuUsPerRequest, 1),
+    fmt(s.httpClientCpuUsPerRequest, 1),
+    `${fmt(s.idleRssMb, 1)} MB`,
+  ]
+})
+const httpRatio = ratios['fetch-h3/fetch-h2']
+if (httpRatio) {
+  httpRows.push([
+    'ratio (d) / (e), HTTP/3 / HTTP/2',
+    x(httpRatio.httpRequestsPerSec),
+    '',
+    x(httpRatio.httpP99Ms),
+    x(httpRatio.httpServerCpuUsPerRequest),
+    x(httpRatio.httpClientCpuUsPerRequest),
+    x(httpRatio.idleRssMb),
+  ])
+}
+const httpTable = httpServers.length ? markdown(httpHeader, httpRows) : null
+const table = [echoTable, httpTable].filter(Boolean).join('\n\n')
 
 const durationSeconds = round((Date.now() - started) / 1000, 1)
 const noise = runs.map((r) => r.otherCores).filter((x) => typeof x === 'number')

@@ -86,7 +86,20 @@ async function writeResponse(native, response, method) {
  * 503; both are reported through `onError(error, request)`. A response body that fails midway
  * resets the stream (the client must not take a cut body for a whole one).
  */
-async function serveFetch(native, handler, { timeoutMs, onError }) {
+async function serveFetch(native, handler, options) {
+  try {
+    await answer(native, handler, options)
+  } finally {
+    // The exchange is over: let go of the request stream's receiving side too (a body nobody read
+    // is stopped with H3_NO_ERROR, RFC 9114 §4.1.2). Until then QUIC counts the stream against
+    // the client's concurrent-stream limit (100), and a GET's body is never read: its stream was
+    // released only when GC collected the native exchange, so a client on one connection stalled
+    // after ~100 answered requests until the next collection.
+    native.stopBody().catch(() => {})
+  }
+}
+
+async function answer(native, handler, { timeoutMs, onError }) {
   const fields = native.takeFields()
   if (!fields) return
   if (FORBIDDEN_METHODS.has(fields.method.toUpperCase())) {

@@ -82,7 +82,7 @@ const steps = [
   ['node --test (install paths)', process.execPath, nodeTest(installSuites)],
   // --no-build: the smoke runs on the linux-x64-gnu release binary built above, which `npm run build`
   // (bench's own build) would replace with one for this machine's glibc, under later suites too.
-  ['bench build (release)', 'cargo', ['build', '--release', '--locked', '-p', 'wt-load', '-p', 'wtransport-echo', '-p', 'core-echo']],
+  ['bench build (release)', 'cargo', ['build', '--release', '--locked', '-p', 'wt-load', '-p', 'wtransport-echo', '-p', 'core-echo', '-p', 'h3-client']],
   ['bench smoke (content-checked, a few s per mode)', process.execPath, [path.join(root, 'bench', 'run.mjs'), '--smoke', '--no-build']],
 ]
 

@@ -7,9 +7,13 @@
 //! trust anchors, with full webpki validation of the name in `--url`). Every wait is bounded: the
 //! whole run by `--timeout-ms`, each request of `load` by `--request-timeout-ms`.
 //!
+//! `--transport h2` runs `load` over HTTP/2 instead (hyperium's `h2` over TLS 1.3 on TCP, ALPN h2,
+//! the same rustls, certificate check and tokio runtime), so that the bench's HTTP/3 vs HTTP/2
+//! mode drives both protocols with the same client code: only the transport differs.
+//!
 //! Usage:
 //!   h3-client --url https://HOST:PORT (--cert-hash <sha256 hex> | --ca FILE) [--timeout-ms N]
-//!             [--threads N] <mode> [options]
+//!             [--threads N] [--transport h3|h2] <mode> [options]
 //!
 //!   request [--method M] [--path P] [--header NAME:VALUE]... [--body-bytes N] [--chunk-bytes N]
 //!           [--reset-after BYTES] [--reset-code CODE] [--reset-delay-ms MS] [--after-reset-ms MS]
@@ -22,10 +26,13 @@
 //!       reported.
 //!   load [--method M] [--path P] [--concurrency C] [--requests N] [--duration-ms D]
 //!        [--connections K] [--request-timeout-ms T] [--expect-status S]
+//!        [--expect-body-length L] [--expect-body-sha256 HEX]
 //!       Bodyless requests (GET) from C workers (default 8) spread over K connections (default 1),
 //!       until N requests (default 1000) have been started or D ms (default 5000) have passed,
 //!       whichever comes first. Each request is timed from opening its stream to the end of the
-//!       response body.
+//!       response body. With --expect-body-*, every response body is checked (its length, its
+//!       SHA-256) as it is read. The only mode of --transport h2: each worker's request is a new
+//!       HTTP/2 stream on one of the K TCP+TLS connections, as a request is a new QUIC stream in h3.
 //!
 //! Body pattern (shared with the aioquic client in __test__/clients/aioquic_client.py, so an
 //! echoed body can be checked byte for byte by either): byte i is byte i % 32 of
@@ -62,9 +69,10 @@
 //!
 //! `load` fields: ok (every request answered, none failed, with --expect-status all had that
 //! status), mode, path, method, requested, completed, errors, firstErrors (up to 5 messages),
-//! statuses ({"404": n, ...}), unexpectedStatus, connections, concurrency, seconds,
+//! statuses ({"404": n, ...}), unexpectedStatus, unexpectedBody (responses whose body failed
+//! --expect-body-*), transport ("h3" or "h2"), connections, concurrency, seconds,
 //! requestsPerSecond, latencyMs {p50, p90, p99, max, mean}, connectMs, stoppedBy ("count" or
-//! "duration").
+//! "duration"), clientCpuSeconds (this process's user + system CPU time, whole run).
 
 use std::collections::BTreeMap;
 use std::future::poll_fn;
@@ -83,11 +91,11 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 const USAGE: &str = "usage: h3-client --url https://HOST:PORT (--cert-hash <sha256 hex> | --ca FILE) \
-[--timeout-ms N] [--threads N] <mode> [options]\n\
+[--timeout-ms N] [--threads N] [--transport h3|h2] <mode> [options]\n\
 modes: request [--method M] [--path P] [--header NAME:VALUE]... [--body-bytes N] [--chunk-bytes N] \
 [--reset-after BYTES] [--reset-code CODE] [--reset-delay-ms MS] [--after-reset-ms MS] | \
 load [--method M] [--path P] [--concurrency C] [--requests N] [--duration-ms D] [--connections K] \
-[--request-timeout-ms T] [--expect-status S]";
+[--request-timeout-ms T] [--expect-status S] [--expect-body-length L] [--expect-body-sha256 HEX]";
 
 /// HTTP/3 H3_NO_ERROR: how the client leaves.
 const H3_NO_ERROR: u32 = 0x100;
@@ -249,6 +257,13 @@ enum Trust {
     Ca(String),
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Transport {
+    H3,
+    /// HTTP/2 over TLS on TCP, `load` only.
+    H2,
+}
+
 struct Common {
     host: String,
     port: u16,
@@ -257,6 +272,7 @@ struct Common {
     trust: Trust,
     timeout: Duration,
     threads: usize,
+    transport: Transport,
 }
 
 struct RequestPlan {
@@ -280,6 +296,14 @@ struct LoadPlan {
     connections: u64,
     request_timeout: Duration,
     expect_status: Option<u16>,
+    body_check: BodyCheck,
+}
+
+/// What every response body of `load` must be (nothing to check when both are None).
+#[derive(Clone, Copy, Default)]
+struct BodyCheck {
+    length: Option<u64>,
+    sha256: Option<[u8; 32]>,
 }
 
 enum Mode {
@@ -287,15 +311,14 @@ enum Mode {
     Load(LoadPlan),
 }
 
-fn parse_hex_hash(s: &str) -> Result<[u8; 32], String> {
+fn parse_hex_hash(name: &str, s: &str) -> Result<[u8; 32], String> {
     let clean: String = s.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
     if clean.len() != 64 || !clean.is_ascii() {
-        return Err(format!("--cert-hash must be 32 bytes of hex (64 digits), got {s:?}"));
+        return Err(format!("{name} must be 32 bytes of hex (64 digits), got {s:?}"));
     }
     let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {
-        *byte =
-            u8::from_str_radix(&clean[2 * i..2 * i + 2], 16).map_err(|_| format!("--cert-hash is not hex: {s:?}"))?;
+        *byte = u8::from_str_radix(&clean[2 * i..2 * i + 2], 16).map_err(|_| format!("{name} is not hex: {s:?}"))?;
     }
     Ok(out)
 }
@@ -327,6 +350,7 @@ fn parse_args() -> Result<(Common, Mode), String> {
     let mut trust = None;
     let mut timeout = Duration::from_millis(20_000);
     let mut threads = 1usize;
+    let mut transport = Transport::H3;
     let mut mode_name = None;
     let mut opts: Vec<(String, String)> = Vec::new();
     let mut it = std::env::args().skip(1);
@@ -344,16 +368,23 @@ fn parse_args() -> Result<(Common, Mode), String> {
         let value = it.next().ok_or_else(|| format!("{arg} needs a value"))?;
         match arg.as_str() {
             "--url" => url = Some(parse_url(&value)?),
-            "--cert-hash" => trust = Some(Trust::Pin(parse_hex_hash(&value)?)),
+            "--cert-hash" => trust = Some(Trust::Pin(parse_hex_hash(&arg, &value)?)),
             "--ca" => trust = Some(Trust::Ca(value)),
             "--timeout-ms" => timeout = Duration::from_millis(parse_num::<u64>(&arg, &value)?.max(1)),
             "--threads" => threads = parse_num::<usize>(&arg, &value)?.max(1),
+            "--transport" => {
+                transport = match value.as_str() {
+                    "h3" => Transport::H3,
+                    "h2" => Transport::H2,
+                    other => return Err(format!("--transport is h3 or h2, got {other:?}")),
+                }
+            }
             _ => opts.push((arg, value)),
         }
     }
     let (host, port, url_path) = url.ok_or_else(|| format!("--url is required\n{USAGE}"))?;
     let trust = trust.ok_or_else(|| format!("--cert-hash or --ca is required\n{USAGE}"))?;
-    let common = Common { host, port, url_path, trust, timeout, threads };
+    let common = Common { host, port, url_path, trust, timeout, threads, transport };
     let mode = mode_name.ok_or_else(|| format!("no mode given\n{USAGE}"))?;
     let known: &[&str] = match mode.as_str() {
         "request" => &[
@@ -376,6 +407,8 @@ fn parse_args() -> Result<(Common, Mode), String> {
             "--connections",
             "--request-timeout-ms",
             "--expect-status",
+            "--expect-body-length",
+            "--expect-body-sha256",
         ],
         other => return Err(format!("unknown mode {other:?}\n{USAGE}")),
     };
@@ -395,6 +428,9 @@ fn parse_args() -> Result<(Common, Mode), String> {
     }
     let num =
         |name: &str, default: u64| -> Result<u64, String> { last(name).map_or(Ok(default), |v| parse_num(name, v)) };
+    if mode == "request" && transport == Transport::H2 {
+        return Err("--transport h2 has the load mode only".to_string());
+    }
     let mode = if mode == "request" {
         let headers = opts
             .iter()
@@ -436,6 +472,12 @@ fn parse_args() -> Result<(Common, Mode), String> {
             connections: num("--connections", 1)?.max(1),
             request_timeout: Duration::from_millis(num("--request-timeout-ms", 10_000)?.max(1)),
             expect_status: last("--expect-status").map(|v| parse_num::<u16>("--expect-status", v)).transpose()?,
+            body_check: BodyCheck {
+                length: last("--expect-body-length")
+                    .map(|v| parse_num::<u64>("--expect-body-length", v))
+                    .transpose()?,
+                sha256: last("--expect-body-sha256").map(|v| parse_hex_hash("--expect-body-sha256", v)).transpose()?,
+            },
         })
     };
     Ok((common, mode))
@@ -498,8 +540,14 @@ impl ServerCertVerifier for PinnedCert {
     }
 }
 
+/// How connections are made: QUIC for h3, TLS over TCP for h2.
+enum Dialer {
+    Quic(quinn::Endpoint),
+    Tls(tokio_rustls::TlsConnector),
+}
+
 struct Client {
-    endpoint: quinn::Endpoint,
+    dialer: Dialer,
     addr: SocketAddr,
     server_name: String,
     presented: Arc<Mutex<Option<String>>>,
@@ -538,6 +586,17 @@ fn make_client(common: &Common) -> Result<Client, String> {
             builder.with_root_certificates(roots).with_no_client_auth()
         }
     };
+    // The server's name, for SNI and the CA check: the URL's host (an IP literal is checked
+    // against the IP SANs).
+    let server_name = match common.host.parse::<IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => common.host.clone(),
+    };
+    if common.transport == Transport::H2 {
+        tls.alpn_protocols = vec![b"h2".to_vec()];
+        let dialer = Dialer::Tls(tokio_rustls::TlsConnector::from(Arc::new(tls)));
+        return Ok(Client { dialer, addr, server_name, presented });
+    }
     tls.alpn_protocols = vec![b"h3".to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| format!("quic tls: {e}"))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
@@ -548,12 +607,7 @@ fn make_client(common: &Common) -> Result<Client, String> {
     let bind: SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|_| "bind address")?;
     let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| format!("client endpoint: {e}"))?;
     endpoint.set_default_client_config(config);
-    // SNI and the CA check use the URL's host; an IP literal is checked against the IP SANs.
-    let server_name = match common.host.parse::<IpAddr>() {
-        Ok(ip) => ip.to_string(),
-        Err(_) => common.host.clone(),
-    };
-    Ok(Client { endpoint, addr, server_name, presented })
+    Ok(Client { dialer: Dialer::Quic(endpoint), addr, server_name, presented })
 }
 
 type SendRequest = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
@@ -565,15 +619,21 @@ struct H3Conn {
     send_request: SendRequest,
 }
 
+/// A failed connect, with the certificate hash the server presented if the handshake got that far.
+fn connect_error(client: &Client, e: impl std::fmt::Display) -> String {
+    let presented = client.presented.lock().ok().and_then(|p| p.clone());
+    match presented {
+        Some(hash) => format!("connect: {e} (server certificate SHA-256 {hash})"),
+        None => format!("connect: {e}"),
+    }
+}
+
 async fn connect(client: &Client) -> Result<H3Conn, String> {
-    let connecting = client.endpoint.connect(client.addr, &client.server_name).map_err(|e| format!("connect: {e}"))?;
-    let quic = connecting.await.map_err(|e| {
-        let presented = client.presented.lock().ok().and_then(|p| p.clone());
-        match presented {
-            Some(hash) => format!("connect: {e} (server certificate SHA-256 {hash})"),
-            None => format!("connect: {e}"),
-        }
-    })?;
+    let Dialer::Quic(endpoint) = &client.dialer else {
+        return Err("connect: not an h3 client".to_string());
+    };
+    let connecting = endpoint.connect(client.addr, &client.server_name).map_err(|e| format!("connect: {e}"))?;
+    let quic = connecting.await.map_err(|e| connect_error(client, e))?;
     let (mut driver, send_request) =
         h3::client::new(h3_quinn::Connection::new(quic.clone())).await.map_err(|e| format!("h3 setup: {e}"))?;
     // The driver runs the control and QPACK streams; it ends when the connection does.
@@ -591,7 +651,47 @@ async fn close(client: &Client, conns: Vec<H3Conn>) {
         drop(conn.send_request);
         conn.driver.abort();
     }
-    let _ = tokio::time::timeout(Duration::from_millis(1000), client.endpoint.wait_idle()).await;
+    if let Dialer::Quic(endpoint) = &client.dialer {
+        let _ = tokio::time::timeout(Duration::from_millis(1000), endpoint.wait_idle()).await;
+    }
+}
+
+/// One HTTP/2 connection: the h2 connection task and the request opener.
+struct H2Conn {
+    driver: tokio::task::JoinHandle<()>,
+    send_request: h2::client::SendRequest<Bytes>,
+}
+
+async fn connect_h2(client: &Client) -> Result<H2Conn, String> {
+    let Dialer::Tls(tls) = &client.dialer else {
+        return Err("connect: not an h2 client".to_string());
+    };
+    let tcp = tokio::net::TcpStream::connect(client.addr).await.map_err(|e| format!("connect: {e}"))?;
+    // Small requests on one connection: Nagle would hold a request back behind an unacknowledged
+    // one (QUIC has no such delay), so it is off, as in browsers and curl.
+    tcp.set_nodelay(true).map_err(|e| format!("connect: nodelay: {e}"))?;
+    let name = ServerName::try_from(client.server_name.clone()).map_err(|e| format!("connect: server name: {e}"))?;
+    let stream = tls.connect(name, tcp).await.map_err(|e| connect_error(client, e))?;
+    if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+        return Err("connect: the server did not select ALPN h2".to_string());
+    }
+    let (send_request, connection) = h2::client::handshake(stream).await.map_err(|e| format!("h2 setup: {e}"))?;
+    // The connection task reads and writes the socket; it ends when the connection does.
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(H2Conn { driver, send_request })
+}
+
+/// Leaves with GOAWAY (h2 sends it once every request opener is dropped), briefly waiting for it.
+async fn close_h2(conns: Vec<H2Conn>) {
+    for conn in conns {
+        drop(conn.send_request);
+        let abort = conn.driver.abort_handle();
+        if tokio::time::timeout(Duration::from_millis(1000), conn.driver).await.is_err() {
+            abort.abort();
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -910,22 +1010,88 @@ fn authority(host: &str, port: u16) -> String {
 // ---------------------------------------------------------------------------------------------
 // load
 
-/// One bodyless request, read to its end; its status.
-async fn one_request(send_request: &mut SendRequest, method: &http::Method, uri: &str) -> Result<u16, String> {
-    let request = http::Request::builder().method(method.clone()).uri(uri).body(()).map_err(|e| e.to_string())?;
-    let mut stream = send_request.send_request(request).await.map_err(|e| format!("send_request: {e}"))?;
-    stream.finish().await.map_err(|e| format!("finish: {e}"))?;
-    let response = stream.recv_response().await.map_err(|e| format!("response: {e}"))?;
-    while let Some(mut buf) = stream.recv_data().await.map_err(|e| format!("body: {e}"))? {
-        buf.advance(buf.remaining());
+/// A response body as it is read, against `--expect-body-*` (hashed only when a hash is expected).
+struct BodyReader {
+    length: u64,
+    sha: Option<digest::Context>,
+}
+
+impl BodyReader {
+    fn new(check: &BodyCheck) -> Self {
+        BodyReader { length: 0, sha: check.sha256.map(|_| digest::Context::new(&digest::SHA256)) }
     }
-    Ok(response.status().as_u16())
+    fn update(&mut self, chunk: &[u8]) {
+        self.length += chunk.len() as u64;
+        if let Some(sha) = &mut self.sha {
+            sha.update(chunk);
+        }
+    }
+    /// Whether the whole body was what `check` expects.
+    fn matches(self, check: &BodyCheck) -> bool {
+        check.length.is_none_or(|l| l == self.length)
+            && match (check.sha256, self.sha) {
+                (Some(want), Some(sha)) => sha.finish().as_ref() == want,
+                _ => true,
+            }
+    }
+}
+
+/// A connection's request opener, either protocol.
+#[derive(Clone)]
+enum Opener {
+    H3(SendRequest),
+    H2(h2::client::SendRequest<Bytes>),
+}
+
+/// One bodyless request, read to its end; its status and whether its body passed `check`.
+async fn one_request(
+    opener: &mut Opener,
+    method: &http::Method,
+    uri: &str,
+    check: &BodyCheck,
+) -> Result<(u16, bool), String> {
+    let request = http::Request::builder().method(method.clone()).uri(uri).body(()).map_err(|e| e.to_string())?;
+    let mut body = BodyReader::new(check);
+    let status = match opener {
+        Opener::H3(send_request) => {
+            let mut stream = send_request.send_request(request).await.map_err(|e| format!("send_request: {e}"))?;
+            stream.finish().await.map_err(|e| format!("finish: {e}"))?;
+            let response = stream.recv_response().await.map_err(|e| format!("response: {e}"))?;
+            while let Some(mut buf) = stream.recv_data().await.map_err(|e| format!("body: {e}"))? {
+                while buf.has_remaining() {
+                    let chunk = buf.chunk();
+                    body.update(chunk);
+                    let n = chunk.len();
+                    buf.advance(n);
+                }
+            }
+            response.status().as_u16()
+        }
+        Opener::H2(send_request) => {
+            // Waits for a stream slot under the server's SETTINGS_MAX_CONCURRENT_STREAMS.
+            poll_fn(|cx| send_request.poll_ready(cx)).await.map_err(|e| format!("send_request: {e}"))?;
+            // end_of_stream: the HEADERS frame ends the request, as h3's finish() does.
+            let (response, _) = send_request.send_request(request, true).map_err(|e| format!("send_request: {e}"))?;
+            let response = response.await.map_err(|e| format!("response: {e}"))?;
+            let status = response.status().as_u16();
+            let mut recv = response.into_body();
+            while let Some(chunk) = recv.data().await {
+                let chunk = chunk.map_err(|e| format!("body: {e}"))?;
+                body.update(&chunk);
+                // Gives the bytes back to the stream's and the connection's flow-control windows.
+                let _ = recv.flow_control().release_capacity(chunk.len());
+            }
+            status
+        }
+    };
+    Ok((status, body.matches(check)))
 }
 
 #[derive(Default)]
 struct WorkerStats {
     latencies: Vec<Duration>,
     statuses: BTreeMap<u16, u64>,
+    bad_bodies: u64,
     errors: u64,
     first_errors: Vec<String>,
 }
@@ -941,15 +1107,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Option<f64> {
 async fn run_load(client: &Client, plan: LoadPlan) -> Report {
     let started = Instant::now();
     let mut conns = Vec::new();
+    let mut h2_conns = Vec::new();
     for _ in 0..plan.connections {
-        match connect(client).await {
-            Ok(c) => conns.push(c),
-            Err(e) => {
-                close(client, conns).await;
-                return Report::fail(e);
-            }
+        let connected = match client.dialer {
+            Dialer::Quic(_) => connect(client).await.map(|c| conns.push(c)),
+            Dialer::Tls(_) => connect_h2(client).await.map(|c| h2_conns.push(c)),
+        };
+        if let Err(e) = connected {
+            close(client, conns).await;
+            close_h2(h2_conns).await;
+            return Report::fail(e);
         }
     }
+    let openers: Vec<Opener> = conns
+        .iter()
+        .map(|c| Opener::H3(c.send_request.clone()))
+        .chain(h2_conns.iter().map(|c| Opener::H2(c.send_request.clone())))
+        .collect();
     let connect_ms = ms(started.elapsed());
     let uri = Arc::new(format!("https://{}{}", authority(&client.server_name, client.addr.port()), plan.path));
     let method = Arc::new(plan.method.clone());
@@ -958,20 +1132,21 @@ async fn run_load(client: &Client, plan: LoadPlan) -> Report {
     let deadline = started + plan.duration;
     let mut workers = Vec::new();
     for w in 0..plan.concurrency {
-        let mut send_request = conns[(w % plan.connections) as usize].send_request.clone();
+        let mut opener = openers[(w % plan.connections) as usize].clone();
         let (uri, method, next) = (uri.clone(), method.clone(), next.clone());
-        let (count, per_request) = (plan.requests, plan.request_timeout);
+        let (count, per_request, check) = (plan.requests, plan.request_timeout, plan.body_check);
         workers.push(tokio::spawn(async move {
             let mut stats = WorkerStats::default();
             while Instant::now() < deadline && next.fetch_add(1, Ordering::Relaxed) < count {
                 let t = Instant::now();
-                let outcome = tokio::time::timeout(per_request, one_request(&mut send_request, &method, &uri))
+                let outcome = tokio::time::timeout(per_request, one_request(&mut opener, &method, &uri, &check))
                     .await
                     .unwrap_or_else(|_| Err(format!("no complete response within {} ms", per_request.as_millis())));
                 match outcome {
-                    Ok(status) => {
+                    Ok((status, body_ok)) => {
                         stats.latencies.push(t.elapsed());
                         *stats.statuses.entry(status).or_default() += 1;
+                        stats.bad_bodies += u64::from(!body_ok);
                     }
                     Err(e) => {
                         stats.errors += 1;
@@ -993,6 +1168,7 @@ async fn run_load(client: &Client, plan: LoadPlan) -> Report {
                     *all.statuses.entry(status).or_default() += n;
                 }
                 all.errors += stats.errors;
+                all.bad_bodies += stats.bad_bodies;
                 all.first_errors.extend(stats.first_errors);
             }
             Err(e) => {
@@ -1002,7 +1178,9 @@ async fn run_load(client: &Client, plan: LoadPlan) -> Report {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    drop(openers);
     close(client, conns).await;
+    close_h2(h2_conns).await;
 
     all.latencies.sort();
     all.first_errors.truncate(5);
@@ -1022,15 +1200,17 @@ async fn run_load(client: &Client, plan: LoadPlan) -> Report {
         ("mean".into(), mean.into()),
     ]);
     let statuses = J::Obj(all.statuses.iter().map(|(s, n)| (s.to_string(), J::Num(*n))).collect());
-    let ok = all.errors == 0 && completed > 0 && unexpected == 0;
+    let ok = all.errors == 0 && completed > 0 && unexpected == 0 && all.bad_bodies == 0;
     let mut report = Report::new(ok);
     if !ok {
         let error = if all.errors > 0 {
             format!("{} of {} requests failed; first: {}", all.errors, all.errors + completed, all.first_errors[0])
         } else if completed == 0 {
             "no request completed".to_string()
-        } else {
+        } else if unexpected > 0 {
             format!("{unexpected} responses had a status other than {}", plan.expect_status.unwrap_or(0))
+        } else {
+            format!("{} response bodies were not the expected one", all.bad_bodies)
         };
         report = report.with("error", error);
     }
@@ -1043,6 +1223,8 @@ async fn run_load(client: &Client, plan: LoadPlan) -> Report {
         .with("firstErrors", J::Arr(all.first_errors.into_iter().map(J::Str).collect()))
         .with("statuses", statuses)
         .with("unexpectedStatus", unexpected)
+        .with("unexpectedBody", all.bad_bodies)
+        .with("transport", if matches!(client.dialer, Dialer::Tls(_)) { "h2" } else { "h3" })
         .with("connections", plan.connections)
         .with("concurrency", plan.concurrency)
         .with("seconds", seconds)
@@ -1050,6 +1232,18 @@ async fn run_load(client: &Client, plan: LoadPlan) -> Report {
         .with("latencyMs", latency)
         .with("connectMs", connect_ms)
         .with("stoppedBy", stopped_by)
+        .with("clientCpuSeconds", self_cpu_seconds())
+}
+
+/// This process's CPU time (user + system) from /proc/self/stat, in seconds (Linux, 100 Hz
+/// ticks), as bench/load reports it: the bench runner subtracts it from the machine's busy time.
+fn self_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // fields[0] is field 3 (state): utime and stime are fields 14 and 15.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 // ---------------------------------------------------------------------------------------------
