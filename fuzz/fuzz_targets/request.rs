@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use request::MalformedRequest;
-use webtransport_napi_fuzz::{qpack, request};
+use webtransport_napi_fuzz::{qpack, request, wire};
 
 const PSEUDO: [&str; 5] = [":method", ":protocol", ":scheme", ":authority", ":path"];
 
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(get(":scheme").is_none() && get(":path").is_none());
                 }
             }
-            if info.is_webtransport() {
+            if wire::is_session_request(&info) {
                 assert!(!info.authority.is_empty() && !info.path.is_empty() && get(":scheme").is_some());
             }
             // Regular headers: all of them, in order, none connection-specific.

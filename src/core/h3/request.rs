@@ -1,13 +1,9 @@
-//! A request's header section turned into what the server decides on: is it a WebTransport
-//! Extended CONNECT, to which path, from which origin.
+//! A request's header section turned into what the server decides on: which method and
+//! protocol, to which path, from which origin.
 
 use std::net::SocketAddr;
 
 use super::qpack::Field;
-
-/// The `:protocol` values that open a WebTransport session: `webtransport` (draft-02 to -14, what
-/// Chromium and Firefox send) and `webtransport-h3` (draft-15 on).
-pub const WEBTRANSPORT_PROTOCOLS: [&str; 2] = ["webtransport", "webtransport-h3"];
 
 /// What the application sees of a request (`request` in the JS API).
 #[derive(Debug, Clone)]
@@ -32,26 +28,6 @@ impl RequestInfo {
     /// `https://authority/path`, as a browser would have written it.
     pub fn url(&self) -> String {
         format!("{}://{}{}", if self.scheme.is_empty() { "https" } else { &self.scheme }, self.authority, self.path)
-    }
-
-    /// Whether this is a WebTransport session request rather than a plain HTTP/3 request.
-    pub fn is_webtransport(&self) -> bool {
-        self.method == "CONNECT" && WEBTRANSPORT_PROTOCOLS.contains(&self.protocol.as_str())
-    }
-
-    /// The status and headers a refusal goes out with. An application's 404 says that nothing
-    /// here takes WebTransport, which draft-02 answers with 404 and draft-15 on with 405 (Method
-    /// Not Allowed): each client gets its own draft's answer, by the token it sent. A 405 must
-    /// list the allowed methods (RFC 9110 §15.5.6); an empty `allow` says none, true of a server
-    /// that answers every plain request with 404, unless the application gave its own.
-    pub fn refusal(&self, status: u16, mut headers: Vec<(String, String)>) -> (u16, Vec<(String, String)>) {
-        if status != 404 || self.protocol != "webtransport-h3" {
-            return (status, headers);
-        }
-        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("allow")) {
-            headers.push(("allow".into(), String::new()));
-        }
-        (405, headers)
     }
 }
 
@@ -271,32 +247,11 @@ mod tests {
             remote(),
         )
         .unwrap();
-        assert!(info.is_webtransport());
+        assert_eq!((info.method.as_str(), info.protocol.as_str()), ("CONNECT", "webtransport"));
         assert_eq!(info.url(), "https://localhost:4433/echo?x=1");
         assert_eq!(info.protocols, vec!["chat-v2", "chat-v1"]);
         assert_eq!(info.origin.as_deref(), Some("http://localhost:8080"));
         assert!(same_host_origin(&info));
-    }
-
-    #[test]
-    fn draft16_token_is_webtransport() {
-        let mut f = connect(&[]);
-        f[1].value = "webtransport-h3".into();
-        assert!(parse_request(f, remote()).unwrap().is_webtransport());
-    }
-
-    #[test]
-    fn not_found_is_405_for_draft16_clients_only() {
-        let mut info = parse_request(connect(&[]), remote()).unwrap();
-        assert_eq!(info.refusal(404, vec![]), (404, vec![]));
-        assert_eq!(info.refusal(403, vec![]).0, 403);
-        info.protocol = "webtransport-h3".into();
-        assert_eq!(info.refusal(404, vec![]), (405, vec![("allow".into(), String::new())]));
-        assert_eq!(
-            info.refusal(404, vec![("Allow".into(), "GET".into())]),
-            (405, vec![("Allow".into(), "GET".into())])
-        );
-        assert_eq!(info.refusal(403, vec![]).0, 403);
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub(crate) async fn serve_connect(wt: &Arc<WebTransport>, router: &Router, reque
     let (mut headers, protocol) = match decision {
         Decision::Reject { status, headers } => {
             let status = if (200..300).contains(&status) || !(100..=999).contains(&status) { 500 } else { status };
-            let (status, headers) = info.refusal(status, headers);
+            let (status, headers) = wire::refusal(&info, status, headers);
             return respond_and_end(send, reader.recv, status, &headers).await;
         }
         Decision::Accept { headers, protocol } => (headers, protocol),

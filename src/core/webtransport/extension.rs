@@ -52,7 +52,7 @@ impl ConnectionExtension for ConnectionWebTransport {
     }
 
     fn takes(&self, request: &RequestInfo) -> bool {
-        request.is_webtransport()
+        wire::is_session_request(request)
     }
 
     fn connect(self: Arc<Self>, request: Request) -> Pin<Box<dyn Future<Output = ()> + Send>> {

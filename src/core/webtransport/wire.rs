@@ -6,6 +6,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::core::config::FlowLimits;
 use crate::core::h3::proto::{frame, put_frame, PeerSettings};
+use crate::core::h3::request::RequestInfo;
 use crate::core::h3::varint;
 
 /// WebTransport SETTINGS identifiers, every draft's.
@@ -83,6 +84,30 @@ pub fn server_settings(max_sessions: u64, flow: &FlowLimits) -> Vec<(u64, u64)> 
         (setting::WT_INITIAL_MAX_STREAMS_BIDI, flow.max_streams_bidi),
         (setting::WT_INITIAL_MAX_STREAMS_UNI, flow.max_streams_uni),
     ]
+}
+
+/// The `:protocol` values that open a WebTransport session: `webtransport` (draft-02 to -14, what
+/// Chromium and Firefox send) and `webtransport-h3` (draft-15 on).
+pub const PROTOCOL_TOKENS: [&str; 2] = ["webtransport", "webtransport-h3"];
+
+/// Whether a request asks for a WebTransport session (an extended CONNECT with either token).
+pub fn is_session_request(request: &RequestInfo) -> bool {
+    request.method == "CONNECT" && PROTOCOL_TOKENS.contains(&request.protocol.as_str())
+}
+
+/// The status and headers a refusal goes out with. An application's 404 says that nothing here
+/// takes WebTransport, which draft-02 answers with 404 and draft-15 on with 405 (Method Not
+/// Allowed): each client gets its own draft's answer, by the token it sent. A 405 must list the
+/// allowed methods (RFC 9110 §15.5.6); an empty `allow` says none, true of a server that answers
+/// every plain request with 404, unless the application gave its own.
+pub fn refusal(request: &RequestInfo, status: u16, mut headers: Vec<(String, String)>) -> (u16, Vec<(String, String)>) {
+    if status != 404 || request.protocol != "webtransport-h3" {
+        return (status, headers);
+    }
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("allow")) {
+        headers.push(("allow".into(), String::new()));
+    }
+    (405, headers)
 }
 
 /// Whether a peer announced WebTransport in any draft's form.
@@ -224,6 +249,42 @@ mod tests {
     fn non_application_codes_do_not_map() {
         assert_eq!(h3_to_app_code(crate::core::h3::proto::code::H3_NO_ERROR), None);
         assert_eq!(h3_to_app_code(code::WT_APPLICATION_LAST + 1), None);
+    }
+
+    fn request(method: &str, protocol: &str) -> RequestInfo {
+        RequestInfo {
+            method: method.into(),
+            protocol: protocol.into(),
+            scheme: "https".into(),
+            authority: "localhost:4433".into(),
+            path: "/".into(),
+            origin: None,
+            headers: Vec::new(),
+            protocols: Vec::new(),
+            remote: "127.0.0.1:5000".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn both_tokens_open_sessions_and_nothing_else_does() {
+        assert!(is_session_request(&request("CONNECT", "webtransport")));
+        assert!(is_session_request(&request("CONNECT", "webtransport-h3")));
+        assert!(!is_session_request(&request("CONNECT", "websocket")));
+        assert!(!is_session_request(&request("GET", "webtransport")));
+    }
+
+    #[test]
+    fn not_found_is_405_for_draft16_clients_only() {
+        let draft02 = request("CONNECT", "webtransport");
+        assert_eq!(refusal(&draft02, 404, vec![]), (404, vec![]));
+        assert_eq!(refusal(&draft02, 403, vec![]).0, 403);
+        let draft16 = request("CONNECT", "webtransport-h3");
+        assert_eq!(refusal(&draft16, 404, vec![]), (405, vec![("allow".into(), String::new())]));
+        assert_eq!(
+            refusal(&draft16, 404, vec![("Allow".into(), "GET".into())]),
+            (405, vec![("Allow".into(), "GET".into())])
+        );
+        assert_eq!(refusal(&draft16, 403, vec![]).0, 403);
     }
 
     #[test]
