@@ -97,7 +97,7 @@ impl Server {
             counters,
             max_header_bytes,
             on_fault: Box::new(move |message| fault_handler.on_fault(message)),
-            extension: webtransport.clone(),
+            extension: Some(webtransport.clone()),
             requests,
         });
         let accept_endpoint = endpoint.clone();

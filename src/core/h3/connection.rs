@@ -30,8 +30,9 @@ pub(crate) struct Host {
     pub(crate) max_header_bytes: usize,
     /// Told of a contained fault (a panic in a connection's task).
     pub(crate) on_fault: Box<dyn Fn(&str) + Send + Sync>,
-    /// The layer above HTTP/3.
-    pub(crate) extension: Arc<dyn Extension>,
+    /// The layer above HTTP/3 on the connections a server accepts (a client brings its own to
+    /// each connection it opens).
+    pub(crate) extension: Option<Arc<dyn Extension>>,
     /// Regular requests (everything the extension does not take but a CONNECT); without it
     /// they are answered 404.
     pub(crate) requests: Option<Arc<dyn RequestService>>,
@@ -50,8 +51,6 @@ pub(crate) trait RequestService: Send + Sync + 'static {
 
 /// The layer above HTTP/3 (WebTransport): what it adds to every connection.
 pub(crate) trait Extension: Send + Sync + 'static {
-    /// The SETTINGS it adds to the connection's own.
-    fn settings(&self) -> Vec<(u64, u64)>;
     /// Its part of one new connection.
     fn connection(self: Arc<Self>, h3: Arc<Connection>) -> Arc<dyn ConnectionExtension>;
 }
@@ -59,6 +58,8 @@ pub(crate) trait Extension: Send + Sync + 'static {
 /// The layer above HTTP/3 on one connection: it takes the streams and datagrams HTTP/3 does not
 /// own, and the requests for its protocol.
 pub(crate) trait ConnectionExtension: Send + Sync + 'static {
+    /// The SETTINGS it adds to the connection's own.
+    fn settings(&self) -> Vec<(u64, u64)>;
     /// A client bidirectional stream was accepted (called in stream order, before its task).
     fn request_started(&self, id: u64);
     /// That stream's task is done: it was a request that got its answer, or a stream handed on.
@@ -85,9 +86,17 @@ pub(crate) struct Request {
     pub(crate) body: FrameReader,
 }
 
+/// Which end of the connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Server,
+    Client,
+}
+
 /// One HTTP/3 connection's own state, shared by its tasks and its extension.
 pub(crate) struct Connection {
     pub(crate) conn: quinn::Connection,
+    role: Role,
     host: Arc<Host>,
     settings: watch::Sender<Option<Arc<PeerSettings>>>,
     control_seen: AtomicBool,
@@ -294,19 +303,53 @@ pub(crate) async fn run(incoming: quinn::Incoming, server: Arc<Host>) {
     server.counters.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn drive(conn: quinn::Connection, server: Arc<Host>) {
-    let state = Arc::new(Connection {
-        conn: conn.clone(),
-        host: server.clone(),
-        settings: watch::channel(None).0,
-        control_seen: AtomicBool::new(false),
-        qpack_encoder_seen: AtomicBool::new(false),
-        qpack_decoder_seen: AtomicBool::new(false),
-        next_request_id: AtomicU64::new(0),
-        goaway_id: AtomicU64::new(u64::MAX),
+impl Connection {
+    fn new(conn: quinn::Connection, host: Arc<Host>, role: Role) -> Arc<Self> {
+        Arc::new(Self {
+            conn,
+            role,
+            host,
+            settings: watch::channel(None).0,
+            control_seen: AtomicBool::new(false),
+            qpack_encoder_seen: AtomicBool::new(false),
+            qpack_decoder_seen: AtomicBool::new(false),
+            next_request_id: AtomicU64::new(0),
+            goaway_id: AtomicU64::new(u64::MAX),
+        })
+    }
+}
+
+/// Runs the client end of an established connection on `host`'s tracker until it closes, with
+/// the extension `attach` makes for it; returns both for the caller to send its requests.
+pub(crate) fn start_client<E: ConnectionExtension>(
+    conn: quinn::Connection,
+    host: Arc<Host>,
+    attach: impl FnOnce(Arc<Connection>) -> Arc<E>,
+) -> (Arc<Connection>, Arc<E>) {
+    let state = Connection::new(conn.clone(), host.clone(), Role::Client);
+    let extension = attach(state.clone());
+    let dyn_extension: Arc<dyn ConnectionExtension> = extension.clone();
+    let counted = host.clone();
+    let driven = serve(state.clone(), dyn_extension);
+    host.tracker.spawn(async move {
+        counted.counters.connections.fetch_add(1, Ordering::Relaxed);
+        contained(counted.clone(), conn, driven).await;
+        counted.counters.connections.fetch_sub(1, Ordering::Relaxed);
     });
-    let extension = server.extension.clone().connection(state.clone());
-    let settings = proto::server_settings(server.max_header_bytes as u64, &server.extension.settings());
+    (state, extension)
+}
+
+async fn drive(conn: quinn::Connection, server: Arc<Host>) {
+    let Some(extension) = server.extension.clone() else { return };
+    let state = Connection::new(conn, server.clone(), Role::Server);
+    let extension = extension.connection(state.clone());
+    serve(state, extension).await;
+}
+
+async fn serve(state: Arc<Connection>, extension: Arc<dyn ConnectionExtension>) {
+    let server = state.host.clone();
+    let conn = state.conn.clone();
+    let settings = proto::server_settings(server.max_header_bytes as u64, &extension.settings());
     // The control stream must stay open for the connection's life: dropping it would finish it,
     // which the peer must treat as H3_CLOSED_CRITICAL_STREAM.
     let control = async {
@@ -333,8 +376,10 @@ async fn drive(conn: quinn::Connection, server: Arc<Host>) {
             // order, and a WebTransport stream whose task ran before its CONNECT's would find the
             // session id below the highest id seen and not live, and be refused.
             let id = u64::from(recv.id());
-            bidi_state.next_request_id.fetch_max(id + 4, Ordering::SeqCst);
-            bidi_extension.request_started(id);
+            if bidi_state.role == Role::Server {
+                bidi_state.next_request_id.fetch_max(id + 4, Ordering::SeqCst);
+                bidi_extension.request_started(id);
+            }
             let handled = handle_bidi(bidi_state.clone(), bidi_extension.clone(), send, recv);
             let task = contained(bidi_state.host.clone(), bidi_state.conn.clone(), handled);
             bidi_state.host.tracker.spawn(task);
@@ -361,6 +406,11 @@ async fn drive(conn: quinn::Connection, server: Arc<Host>) {
     // so the client knows which requests to retry elsewhere (RFC 9114 §5.2).
     let goaway_state = state.clone();
     let goaway = async move {
+        if goaway_state.role == Role::Client {
+            // A client has no requests of the server's to refuse; the control stream stays open.
+            goaway_state.conn.closed().await;
+            return;
+        }
         tokio::select! {
             () = goaway_state.host.closing.cancelled() => {}
             _ = goaway_state.conn.closed() => return,
@@ -498,14 +548,24 @@ async fn handle_bidi(
     mut recv: quinn::RecvStream,
 ) {
     let id = u64::from(recv.id());
+    let server = state.role == Role::Server;
     let Ok(Some(first)) = read_varint_exact(&mut recv).await else {
-        return extension.request_done(id);
+        if server {
+            extension.request_done(id);
+        }
+        return;
     };
     if first == frame::WEBTRANSPORT_STREAM {
         let session_id = read_varint_exact(&mut recv).await;
-        extension.request_done(id);
+        if server {
+            extension.request_done(id);
+        }
         let Ok(Some(session_id)) = session_id else { return };
         return extension.bidi_stream(session_id, send, recv);
+    }
+    if !server {
+        // A server opens no request streams (RFC 9114 §6.1).
+        return state.fail(code::H3_STREAM_CREATION_ERROR, "server-initiated bidirectional stream");
     }
     if id >= state.goaway_id.load(Ordering::SeqCst) {
         extension.request_done(id);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use super::connect_stream::{ConnectStreamError, ConnectStreamParser};
 use super::flow::{self, FlowControl, Violation};
@@ -95,7 +96,7 @@ pub(crate) async fn serve_connect(wt: &Arc<WebTransport>, router: &Router, reque
         let _ = tx.send(Session { shared: session.clone() });
     }
     if written {
-        drive_session(wt, router, &session, send, reader, close_rx).await;
+        drive_session(&wt.closing, router, &session, send, reader, close_rx).await;
     } else {
         session.finish(SessionEnd::Aborted {
             message: "the client went away before the session opened".into(),
@@ -119,9 +120,10 @@ fn sf_string(value: &str) -> String {
     out
 }
 
-/// Owns the CONNECT stream of an open session until the session ends.
-async fn drive_session(
-    wt: &Arc<WebTransport>,
+/// Owns the CONNECT stream of an open session until the session ends, on either end of the
+/// connection; `closing` drains the session when cancelled (the server closing, or the client).
+pub(crate) async fn drive_session(
+    closing: &CancellationToken,
     state: &Router,
     session: &Arc<SessionShared>,
     mut send: quinn::SendStream,
@@ -162,7 +164,7 @@ async fn drive_session(
                     }
                     continue;
                 }
-                () = wt.closing.cancelled(), if !drain_sent => {
+                () = closing.cancelled(), if !drain_sent => {
                     drain_sent = true;
                     session.draining.send_replace(true);
                     let _ = tokio::time::timeout(Duration::from_secs(1), send.write_all(&wire::drain_capsule_frame())).await;

@@ -15,10 +15,6 @@ use crate::core::h3::connection::{Connection, ConnectionExtension, Extension, Re
 use crate::core::h3::request::RequestInfo;
 
 impl Extension for WebTransport {
-    fn settings(&self) -> Vec<(u64, u64)> {
-        wire::server_settings(u64::from(self.config.max_sessions), &self.config.flow_control)
-    }
-
     fn connection(self: Arc<Self>, h3: Arc<Connection>) -> Arc<dyn ConnectionExtension> {
         Arc::new(ConnectionWebTransport { wt: self, router: Router::new(h3) })
     }
@@ -31,6 +27,10 @@ struct ConnectionWebTransport {
 }
 
 impl ConnectionExtension for ConnectionWebTransport {
+    fn settings(&self) -> Vec<(u64, u64)> {
+        wire::server_settings(u64::from(self.wt.config.max_sessions), &self.wt.config.flow_control)
+    }
+
     fn request_started(&self, id: u64) {
         self.router.request_started(id);
     }

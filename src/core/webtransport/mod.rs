@@ -4,6 +4,7 @@
 //! sessions, each session's driver on its CONNECT stream, flow control, and the session and
 //! stream handles the application uses.
 
+pub mod client;
 pub mod connect_stream;
 pub(crate) mod driver;
 pub mod echo;

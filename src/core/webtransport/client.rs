@@ -1,0 +1,297 @@
+//! The client end of WebTransport: sessions opened to a server over this crate's own HTTP/3, with
+//! the same session and stream handles, capsules, routing and flow control as the server's. The
+//! HTTP/3 layer runs the connection in its client role; here are the CONNECT request, its answer,
+//! and the session's driver.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::driver::drive_session;
+use super::flow::{self, FlowControl};
+use super::routing::Router;
+use super::session::{Session, SessionShared};
+use super::wire;
+use crate::core::config::FlowLimits;
+use crate::core::counters::Counters;
+use crate::core::error::{Error, ErrorCode};
+use crate::core::h3::connection::{
+    self, reject_bidi, varint_code, Connection, ConnectionExtension, FrameReader, Host, ReadOutcome, Request,
+};
+use crate::core::h3::proto::{code, frame, put_frame};
+use crate::core::h3::qpack;
+use crate::core::h3::request::RequestInfo;
+
+/// How a client's sessions behave.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// WebTransport flow control's limits this client gives servers that use it.
+    pub flow_control: FlowLimits,
+    /// Received datagrams queued per session before the oldest are dropped.
+    pub datagram_queue: usize,
+    /// How long to wait for the server's SETTINGS, then for its answer to the CONNECT.
+    pub timeout: Duration,
+    /// Largest response header section accepted.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            flow_control: FlowLimits::default(),
+            datagram_queue: 1024,
+            timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// What a session request asks for.
+#[derive(Debug, Clone, Default)]
+pub struct SessionRequest {
+    /// `:authority`: host and port.
+    pub authority: String,
+    /// `:path`, query included.
+    pub path: String,
+    pub origin: Option<String>,
+    /// Subprotocols offered in `wt-available-protocols`, in preference order.
+    pub protocols: Vec<String>,
+    /// Further request headers (names lower-case).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Opens WebTransport sessions from one quinn client endpoint; each session gets a connection of
+/// its own. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    endpoint: quinn::Endpoint,
+    host: Arc<Host>,
+    config: ClientConfig,
+    closing: CancellationToken,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+/// WebTransport on a connection this client opened: the same routing as a server's.
+struct ClientConnection {
+    router: Router,
+    settings: Vec<(u64, u64)>,
+}
+
+impl ConnectionExtension for ClientConnection {
+    fn settings(&self) -> Vec<(u64, u64)> {
+        self.settings.clone()
+    }
+
+    fn request_started(&self, id: u64) {
+        self.router.request_started(id);
+    }
+
+    fn request_done(&self, id: u64) {
+        self.router.bury(id);
+    }
+
+    fn bidi_stream(&self, session_id: u64, send: quinn::SendStream, recv: quinn::RecvStream) {
+        self.router.route_bidi(session_id, send, recv);
+    }
+
+    fn uni_stream(&self, session_id: u64, recv: quinn::RecvStream) {
+        self.router.route_uni(session_id, recv);
+    }
+
+    fn datagram(&self, session_id: u64, payload: Bytes) {
+        self.router.route_datagram(session_id, payload);
+    }
+
+    fn takes(&self, _request: &RequestInfo) -> bool {
+        false
+    }
+
+    /// Never called: a client's connection serves no requests (the HTTP/3 layer refuses
+    /// server-opened request streams before they get here).
+    fn connect(self: Arc<Self>, request: Request) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move { reject_bidi(request.send, request.body.recv, code::H3_REQUEST_REJECTED) })
+    }
+}
+
+fn connect_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::ConnectionLost, message)
+}
+
+impl Client {
+    /// A client on `endpoint` (a quinn client endpoint with its TLS configuration set, ALPN
+    /// `h3`). Must be called inside a tokio runtime.
+    pub fn new(endpoint: quinn::Endpoint, config: ClientConfig) -> Self {
+        let host = Arc::new(Host {
+            tracker: TaskTracker::new(),
+            closing: CancellationToken::new(),
+            counters: Arc::new(Counters::default()),
+            max_header_bytes: config.max_header_bytes,
+            on_fault: Box::new(|_| {}),
+            extension: None,
+            requests: None,
+        });
+        let closing = host.closing.clone();
+        Self { endpoint, host, config, closing }
+    }
+
+    /// Opens a session: a QUIC connection to `addr` (TLS server name `server_name`), the
+    /// server's SETTINGS, then the extended CONNECT. Fails with the server's status when it
+    /// answers other than 2xx.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+        request: SessionRequest,
+    ) -> Result<Session, Error> {
+        let connecting =
+            self.endpoint.connect(addr, server_name).map_err(|e| connect_error(format!("cannot connect: {e}")))?;
+        let conn = tokio::time::timeout(self.config.timeout, connecting)
+            .await
+            .map_err(|_| connect_error("the QUIC handshake timed out"))?
+            .map_err(|e| connect_error(format!("the QUIC handshake failed: {e}")))?;
+        let settings = wire::server_settings(1, &self.config.flow_control);
+        let (h3, client) = connection::start_client(conn.clone(), self.host.clone(), |h3| {
+            Arc::new(ClientConnection { router: Router::new(h3), settings })
+        });
+        match self.open_session(&h3, &client, request).await {
+            Ok(session) => Ok(session),
+            Err(error) => {
+                conn.close(varint_code(code::H3_NO_ERROR), b"session refused");
+                Err(error)
+            }
+        }
+    }
+
+    async fn open_session(
+        &self,
+        h3: &Arc<Connection>,
+        client: &Arc<ClientConnection>,
+        request: SessionRequest,
+    ) -> Result<Session, Error> {
+        // The token and the rules of the draft the server speaks: its SETTINGS decide.
+        let mut settings_rx = h3.peer_settings();
+        let peer = tokio::time::timeout(self.config.timeout, settings_rx.wait_for(Option::is_some))
+            .await
+            .map_err(|_| connect_error("the server sent no HTTP/3 SETTINGS in time"))?
+            .map_err(|_| connect_error("the connection closed before the server's SETTINGS"))?
+            .clone()
+            .ok_or_else(|| connect_error("the server's SETTINGS are missing"))?;
+        if !wire::supports_webtransport(&peer) || !peer.supports_datagrams() {
+            return Err(Error::new(ErrorCode::SessionClosed, "the server does not offer WebTransport"));
+        }
+        let token = if wire::speaks_legacy_webtransport(&peer) { "webtransport" } else { "webtransport-h3" };
+        let (mut send, recv) =
+            h3.conn.open_bi().await.map_err(|e| connect_error(format!("cannot open the CONNECT stream: {e}")))?;
+        let id = u64::from(send.id());
+        client.router.request_started(id);
+        let offered = request.protocols.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
+        let mut fields: Vec<(&str, &str)> = vec![
+            (":method", "CONNECT"),
+            (":protocol", token),
+            (":scheme", "https"),
+            (":authority", &request.authority),
+            (":path", &request.path),
+        ];
+        if let Some(origin) = &request.origin {
+            fields.push(("origin", origin));
+        }
+        if !offered.is_empty() {
+            fields.push(("wt-available-protocols", &offered));
+        }
+        fields.extend(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let mut block = Vec::new();
+        qpack::encode_field_section(&fields, &mut block);
+        let mut head = BytesMut::new();
+        put_frame(frame::HEADERS, &block, &mut head);
+        send.write_all(&head).await.map_err(|e| connect_error(format!("cannot send the CONNECT: {e}")))?;
+
+        let mut reader = FrameReader { recv, buf: BytesMut::new() };
+        let answer =
+            tokio::time::timeout(self.config.timeout, read_response(&mut reader, self.config.max_header_bytes))
+                .await
+                .map_err(|_| connect_error("the server did not answer the CONNECT in time"))??;
+        let status = answer.iter().find(|(n, _)| n == ":status").and_then(|(_, v)| v.parse::<u16>().ok()).unwrap_or(0);
+        if !(200..300).contains(&status) {
+            client.router.bury(id);
+            return Err(Error::new(
+                ErrorCode::SessionClosed,
+                format!("the server refused the session with status {status}"),
+            ));
+        }
+        let protocol = answer
+            .iter()
+            .find(|(n, _)| n == "wt-protocol")
+            .map(|(_, v)| v.trim().trim_matches('"').to_string())
+            .filter(|p| request.protocols.contains(p))
+            .unwrap_or_default();
+        let info = RequestInfo {
+            method: "CONNECT".into(),
+            protocol: token.into(),
+            scheme: "https".into(),
+            authority: request.authority.clone(),
+            path: request.path.clone(),
+            origin: request.origin.clone(),
+            headers: answer.into_iter().filter(|(n, _)| !n.starts_with(':')).collect(),
+            protocols: request.protocols.clone(),
+            remote: h3.conn.remote_address(),
+        };
+        let flow = (flow::declares_flow_control(&peer))
+            .then(|| FlowControl::new(self.config.flow_control, flow::initial_limits(&peer)));
+        let (session, close_rx) =
+            SessionShared::new(id, h3.conn.clone(), Arc::new(info), protocol, self.config.datagram_queue, flow);
+        client.router.attach(&session);
+        let closing = self.closing.clone();
+        let router = client.clone();
+        let driven = session.clone();
+        self.host.tracker.spawn(async move {
+            drive_session(&closing, &router.router, &driven, send, reader, close_rx).await;
+            router.router.bury(id);
+        });
+        Ok(Session { shared: session })
+    }
+
+    /// Drains every session (DRAIN_WEBTRANSPORT_SESSION), waits for their drivers, and closes the
+    /// endpoint's connections.
+    pub async fn close(&self) {
+        self.closing.cancel();
+        self.host.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.host.tracker.wait()).await;
+        self.endpoint.close(varint_code(code::H3_NO_ERROR), b"client closed");
+    }
+}
+
+/// Reads the response HEADERS of a request stream (interim and unknown frames skipped).
+async fn read_response(reader: &mut FrameReader, max: usize) -> Result<Vec<(String, String)>, Error> {
+    let broken = || connect_error("the CONNECT stream ended without an answer");
+    loop {
+        let ReadOutcome::Ok(kind) = reader.varint().await else { return Err(broken()) };
+        let ReadOutcome::Ok(len) = reader.varint().await else { return Err(broken()) };
+        if kind != frame::HEADERS {
+            let ReadOutcome::Ok(()) = reader.skip(len).await else { return Err(broken()) };
+            continue;
+        }
+        if len > max as u64 {
+            return Err(connect_error("the response header section is too large"));
+        }
+        let ReadOutcome::Ok(block) = reader.bytes(len as usize).await else { return Err(broken()) };
+        let fields = qpack::decode_field_section(&block, max)
+            .map_err(|e| connect_error(format!("cannot decode the response headers: {e:?}")))?;
+        let fields: Vec<(String, String)> = fields.into_iter().map(|f| (f.name, f.value)).collect();
+        // 1xx answers are interim: the final one follows.
+        let interim = fields.iter().any(|(n, v)| n == ":status" && v.starts_with('1'));
+        if !interim {
+            return Ok(fields);
+        }
+    }
+}
