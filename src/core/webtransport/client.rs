@@ -3,27 +3,23 @@
 //! HTTP/3 layer runs the connection in its client role; here are the CONNECT request, its answer,
 //! and the session's driver.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::driver::drive_session;
+use super::extension::ConnectionWebTransport;
 use super::flow::{self, FlowControl};
-use super::routing::Router;
 use super::session::{Session, SessionShared};
 use super::wire;
 use crate::core::config::FlowLimits;
 use crate::core::counters::Counters;
 use crate::core::error::{Error, ErrorCode};
-use crate::core::h3::connection::{
-    self, reject_bidi, varint_code, Connection, ConnectionExtension, FrameReader, Host, ReadOutcome, Request,
-};
+use crate::core::h3::connection::{self, varint_code, Connection, FrameReader, Host, ReadOutcome};
 use crate::core::h3::proto::{code, frame, put_frame};
 use crate::core::h3::qpack;
 use crate::core::h3::request::RequestInfo;
@@ -82,48 +78,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// WebTransport on a connection this client opened: the same routing as a server's.
-struct ClientConnection {
-    router: Router,
-    settings: Vec<(u64, u64)>,
-}
-
-impl ConnectionExtension for ClientConnection {
-    fn settings(&self) -> Vec<(u64, u64)> {
-        self.settings.clone()
-    }
-
-    fn request_started(&self, id: u64) {
-        self.router.request_started(id);
-    }
-
-    fn request_done(&self, id: u64) {
-        self.router.bury(id);
-    }
-
-    fn bidi_stream(&self, session_id: u64, send: quinn::SendStream, recv: quinn::RecvStream) {
-        self.router.route_bidi(session_id, send, recv);
-    }
-
-    fn uni_stream(&self, session_id: u64, recv: quinn::RecvStream) {
-        self.router.route_uni(session_id, recv);
-    }
-
-    fn datagram(&self, session_id: u64, payload: Bytes) {
-        self.router.route_datagram(session_id, payload);
-    }
-
-    fn takes(&self, _request: &RequestInfo) -> bool {
-        false
-    }
-
-    /// Never called: a client's connection serves no requests (the HTTP/3 layer refuses
-    /// server-opened request streams before they get here).
-    fn connect(self: Arc<Self>, request: Request) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move { reject_bidi(request.send, request.body.recv, code::H3_REQUEST_REJECTED) })
-    }
-}
-
 fn connect_error(message: impl Into<String>) -> Error {
     Error::new(ErrorCode::ConnectionLost, message)
 }
@@ -162,7 +116,7 @@ impl Client {
             .map_err(|e| connect_error(format!("the QUIC handshake failed: {e}")))?;
         let settings = wire::server_settings(1, &self.config.flow_control);
         let (h3, client) = connection::start_client(conn.clone(), self.host.clone(), |h3| {
-            Arc::new(ClientConnection { router: Router::new(h3), settings })
+            Arc::new(ConnectionWebTransport::client(h3, settings))
         });
         match self.open_session(&h3, &client, request).await {
             Ok(session) => Ok(session),
@@ -176,7 +130,7 @@ impl Client {
     async fn open_session(
         &self,
         h3: &Arc<Connection>,
-        client: &Arc<ClientConnection>,
+        client: &Arc<ConnectionWebTransport>,
         request: SessionRequest,
     ) -> Result<Session, Error> {
         // The token and the rules of the draft the server speaks: its SETTINGS decide.

@@ -11,24 +11,36 @@ use super::driver;
 use super::layer::WebTransport;
 use super::routing::Router;
 use super::wire;
-use crate::core::h3::connection::{Connection, ConnectionExtension, Extension, Request};
+use crate::core::h3::connection::{reject_bidi, Connection, ConnectionExtension, Extension, Request};
+use crate::core::h3::proto::code;
 use crate::core::h3::request::RequestInfo;
 
 impl Extension for WebTransport {
     fn connection(self: Arc<Self>, h3: Arc<Connection>) -> Arc<dyn ConnectionExtension> {
-        Arc::new(ConnectionWebTransport { wt: self, router: Router::new(h3) })
+        let settings = wire::server_settings(u64::from(self.config.max_sessions), &self.config.flow_control);
+        Arc::new(ConnectionWebTransport { router: Router::new(h3), settings, serving: Some(self) })
     }
 }
 
-/// WebTransport on one connection.
-struct ConnectionWebTransport {
-    wt: Arc<WebTransport>,
-    router: Router,
+/// WebTransport on one connection, either end: its routing, the SETTINGS it adds, and on a
+/// server the layer that decides its sessions' CONNECTs.
+pub(crate) struct ConnectionWebTransport {
+    pub(crate) router: Router,
+    settings: Vec<(u64, u64)>,
+    /// `None` on a connection this process opened as a client: it serves no requests.
+    serving: Option<Arc<WebTransport>>,
+}
+
+impl ConnectionWebTransport {
+    /// A client's connection, sending `settings`.
+    pub(crate) fn client(h3: Arc<Connection>, settings: Vec<(u64, u64)>) -> Self {
+        Self { router: Router::new(h3), settings, serving: None }
+    }
 }
 
 impl ConnectionExtension for ConnectionWebTransport {
     fn settings(&self) -> Vec<(u64, u64)> {
-        wire::server_settings(u64::from(self.wt.config.max_sessions), &self.wt.config.flow_control)
+        self.settings.clone()
     }
 
     fn request_started(&self, id: u64) {
@@ -52,10 +64,16 @@ impl ConnectionExtension for ConnectionWebTransport {
     }
 
     fn takes(&self, request: &RequestInfo) -> bool {
-        wire::is_session_request(request)
+        self.serving.is_some() && wire::is_session_request(request)
     }
 
     fn connect(self: Arc<Self>, request: Request) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move { driver::serve_connect(&self.wt, &self.router, request).await })
+        Box::pin(async move {
+            match &self.serving {
+                Some(wt) => driver::serve_connect(wt, &self.router, request).await,
+                // Not reached: `takes` refuses every request on a client's connection.
+                None => reject_bidi(request.send, request.body.recv, code::H3_REQUEST_REJECTED),
+            }
+        })
     }
 }
