@@ -47,6 +47,19 @@ impl Response {
         send.write_all(&response_frame(status, headers)).await.map_err(|e| write_failed(&e))
     }
 
+    /// Answers `status` with an empty body and ends the stream, if no head went out yet.
+    async fn answer_empty(&mut self, status: u16) {
+        if self.head_sent {
+            return;
+        }
+        let headers = [("content-length".to_string(), "0".to_string())];
+        if self.head(status, &headers).await.is_ok() {
+            if let Some(mut send) = self.send.take() {
+                let _ = send.finish();
+            }
+        }
+    }
+
     /// Ends the stream abruptly: the client sees a reset, not a complete response.
     fn reset(&mut self, error_code: u64) {
         if let Some(mut send) = self.send.take() {
@@ -162,15 +175,7 @@ impl RequestBody {
         if let Some(mut reader) = self.reader.take() {
             let _ = reader.recv.stop(varint_code(code::H3_REQUEST_REJECTED));
         }
-        let mut response = self.response.lock().await;
-        if !response.head_sent {
-            let headers = [("content-length".to_string(), "0".to_string())];
-            if response.head(413, &headers).await.is_ok() {
-                if let Some(mut send) = response.send.take() {
-                    let _ = send.finish();
-                }
-            }
-        }
+        self.response.lock().await.answer_empty(413).await;
         Error::new(
             ErrorCode::BodyTooLarge,
             format!("the request body is larger than maxRequestBodySize ({} bytes)", self.max),
@@ -299,12 +304,7 @@ async fn fail_response(response: &Mutex<Response>, status: u16) {
     if response.head_sent {
         return response.reset(code::H3_INTERNAL_ERROR);
     }
-    let headers = [("content-length".to_string(), "0".to_string())];
-    if response.head(status, &headers).await.is_ok() {
-        if let Some(mut send) = response.send.take() {
-            let _ = send.finish();
-        }
-    }
+    response.answer_empty(status).await;
 }
 
 fn mismatch() -> Error {
