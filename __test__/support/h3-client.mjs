@@ -2,7 +2,7 @@
 // server. `npm test` builds it (cargo build --release -p h3-client) before the node suites. Its
 // modes (`request`, `load`) and JSON fields are documented at the top of tools/h3-client/src/main.rs.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { runJsonTool, assertToolOk } from './json-tool.mjs'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -33,23 +33,8 @@ export function runH3Client(server, args, { timeoutMs = 20_000, trust } = {}) {
     String(timeoutMs),
     ...args,
   ]
-  return new Promise((resolve) => {
-    execFile(H3_CLIENT_BIN, argv, { timeout: timeoutMs + 10_000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
-      let json = null
-      try {
-        json = JSON.parse(stdout.trim().split('\n').filter(Boolean).at(-1) ?? '')
-      } catch {}
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0
-      resolve({ code, json, stdout, stderr, killed: error?.killed ?? false })
-    })
-  })
+  return runJsonTool(H3_CLIENT_BIN, argv, timeoutMs)
 }
 
-/** Asserts the client reported success, with its whole output in the message when it did not; the JSON. */
-export function assertH3ClientOk(result) {
-  const detail = `exit ${result.code}${result.killed ? ' (killed)' : ''}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`
-  assert.ok(result.json, `no JSON on the last stdout line: ${detail}`)
-  assert.equal(result.json.ok, true, detail)
-  assert.equal(result.code, 0, detail)
-  return result.json
-}
+/** Asserts the client reported success (its whole output in the message when not); the JSON. */
+export const assertH3ClientOk = assertToolOk

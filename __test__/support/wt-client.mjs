@@ -1,7 +1,7 @@
 // Runs the independent Rust client (tools/wt-client, on the wtransport crate) against a server.
 // `npm test` builds it (cargo build --release -p wt-client) before the node suites.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { runJsonTool, assertToolOk } from './json-tool.mjs'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,23 +24,8 @@ export function assertClientBuilt() {
  */
 export function runWtClient(server, args, { path: urlPath = '/echo', timeoutMs = 20_000, extra = [], bin = WT_CLIENT_BIN } = {}) {
   const argv = ['--url', server.url(urlPath), '--cert-hash', server.hashHex, '--timeout-ms', String(timeoutMs), ...extra, ...args]
-  return new Promise((resolve) => {
-    execFile(bin, argv, { timeout: timeoutMs + 10_000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
-      let json = null
-      try {
-        json = JSON.parse(stdout.trim().split('\n').filter(Boolean).at(-1) ?? '')
-      } catch {}
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0
-      resolve({ code, json, stdout, stderr, killed: error?.killed ?? false })
-    })
-  })
+  return runJsonTool(bin, argv, timeoutMs)
 }
 
-/** Asserts the client reported success, with its whole output in the message when it did not. */
-export function assertClientOk(result) {
-  const detail = `exit ${result.code}${result.killed ? ' (killed)' : ''}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`
-  assert.ok(result.json, `no JSON on the last stdout line: ${detail}`)
-  assert.equal(result.json.ok, true, detail)
-  assert.equal(result.code, 0, detail)
-  return result.json
-}
+/** Asserts the client reported success (its whole output in the message when not); the JSON. */
+export const assertClientOk = assertToolOk

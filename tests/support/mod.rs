@@ -167,22 +167,7 @@ impl TestServer {
     }
 
     pub async fn connect(&self) -> quinn::Connection {
-        let mut crypto =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_protocol_versions(&[&rustls::version::TLS13])
-                .unwrap()
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedCert(self.cert_der.clone())))
-                .with_no_client_auth();
-        crypto.alpn_protocols = vec![b"h3".to_vec()];
-        let mut client =
-            quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(crypto).unwrap()));
-        let mut transport = quinn::TransportConfig::default();
-        transport.datagram_receive_buffer_size(Some(1 << 20));
-        client.transport_config(Arc::new(transport));
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(client);
-        endpoint.connect(self.addr, "localhost").unwrap().await.unwrap()
+        self.client_endpoint().connect(self.addr, "localhost").unwrap().await.unwrap()
     }
 
     pub fn authority(&self) -> String {
