@@ -13,7 +13,7 @@
 
 const { ReadableStream, WritableStream } = require('node:stream/web')
 const { streamFactory, kUnderlying } = require('./webstreams')
-const { fromNative, invalidOption } = require('./errors')
+const { WebTransportError, fromNative, invalidOption } = require('./errors')
 
 const READ_CHUNK = 256 * 1024
 const WRITE_HIGH_WATER_MARK = 4
@@ -90,8 +90,11 @@ function checkSendOrder(value) {
 
 /** The underlying sink of a send stream. */
 class SendSink {
-  constructor(native, sendOrder) {
+  constructor(native, sendOrder, hub) {
     this.native = native
+    this.hub = hub
+    /** The peer's STOP_SENDING is being watched for (from the first writer on). */
+    this.watching = false
     /** As set (W3C keeps the value given, not what it maps to). */
     this.sendOrder = sendOrder
     this.controller = undefined
@@ -140,6 +143,28 @@ class SendSink {
     this.done = true
     this.native.reset(streamErrorCodeOf(reason))
   }
+
+  /**
+   * Errors the writable as soon as the peer sends STOP_SENDING, with its code, as the W3C API
+   * does (`writer.closed` rejects without a write to find it). Begun with the first writer: a
+   * stream that is only piped natively never pays for the wait.
+   */
+  watchStop() {
+    if (this.watching || this.hub === undefined) return
+    this.watching = true
+    const native = this.native
+    this.hub
+      .wait((id) => native.waitStopped(id))
+      .then(() => {
+        const { stopped, code } = native.stoppedCode()
+        if (!stopped || this.done) return
+        this.done = true
+        this.controller.error(
+          new WebTransportError('the peer stopped the stream (STOP_SENDING)', { source: 'stream', streamErrorCode: code ?? null, code: 'WT_ERR_STREAM_STOPPED' }),
+        )
+      })
+      .catch(() => {})
+  }
 }
 
 /**
@@ -153,7 +178,9 @@ class WebTransportSendStream extends WritableStream {
 
   getWriter() {
     const writer = super.getWriter()
-    this[kUnderlying].writerTaken = true
+    const sink = this[kUnderlying]
+    sink.writerTaken = true
+    sink.watchStop()
     return writer
   }
 
@@ -286,12 +313,12 @@ function readableFrom(native, hub) {
 }
 
 /** A send stream over `native`, whose `sendOrder` has been set natively already when not 0. */
-function writableFrom(native, sendOrder = 0) {
-  return newSendStream(new SendSink(native, sendOrder), { highWaterMark: WRITE_HIGH_WATER_MARK })
+function writableFrom(native, hub, sendOrder = 0) {
+  return newSendStream(new SendSink(native, sendOrder, hub), { highWaterMark: WRITE_HIGH_WATER_MARK })
 }
 
 function bidirectionalFrom(native, hub, sendOrder = 0) {
-  return { readable: readableFrom(native, hub), writable: writableFrom(native, sendOrder) }
+  return { readable: readableFrom(native, hub), writable: writableFrom(native, hub, sendOrder) }
 }
 
 module.exports = {

@@ -38,6 +38,15 @@ pub struct NativeStream {
     session: Session,
     /// The send half's `sendOrder`, reachable while a write holds the half.
     send_order: Option<Arc<SendOrder>>,
+    /// The peer's STOP_SENDING, once `waitStopped` saw one: its code, if in the WebTransport range.
+    stopped: Arc<std::sync::Mutex<Option<Option<u32>>>>,
+}
+
+/// Whether and how the peer stopped a stream's writable side.
+#[napi(object)]
+pub struct StopInfo {
+    pub stopped: bool,
+    pub code: Option<u32>,
 }
 
 /// Weak handles on a stream's halves, for its session to let go of at its end.
@@ -141,6 +150,7 @@ impl NativeStream {
             recv_abort: Arc::default(),
             hub,
             session,
+            stopped: Arc::default(),
         }
     }
 
@@ -206,6 +216,36 @@ impl NativeStream {
             }
         }
         self.recv_abort.token.cancel();
+    }
+
+    /// Settles `id` when the peer stops the writable side (STOP_SENDING; `stoppedCode` then says
+    /// with what), or once that side is over otherwise, so that JS can error its writable at
+    /// once, as the W3C API does, instead of at the next write. Settled at once without a
+    /// writable side, or while a write holds it (that write sees the stop itself).
+    #[napi(catch_unwind)]
+    pub fn wait_stopped(&self, env: &Env, id: u32) -> Option<ReadyEvent> {
+        let signal = match self.send.try_lock() {
+            Ok(guard) => guard.as_ref().map(SendStream::stop_signal),
+            Err(_) => None,
+        };
+        let Some(signal) = signal else { return Some(ready(id)) };
+        let stopped = self.stopped.clone();
+        self.hub.now_or_begin(env, id, async move {
+            if let Some(code) = signal.await {
+                *stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(code);
+            }
+            ready(id)
+        })
+    }
+
+    /// After `waitStopped` settled: whether the peer sent STOP_SENDING (`stopped`) and its code
+    /// (null outside the WebTransport range).
+    #[napi(catch_unwind)]
+    pub fn stopped_code(&self) -> StopInfo {
+        match *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(code) => StopInfo { stopped: true, code },
+            None => StopInfo { stopped: false, code: None },
+        }
     }
 
     /// Writes what QUIC takes now without waiting and returns the number of bytes taken; the

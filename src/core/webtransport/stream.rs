@@ -305,6 +305,19 @@ impl SendStream {
         }
     }
 
+    /// [`Self::stopped`] as a future that holds nothing of the stream, so that it can be awaited
+    /// while writes go on: `Some(code)` on STOP_SENDING, `None` once the stream ended otherwise
+    /// (finished and acknowledged, reset, or its connection gone).
+    pub fn stop_signal(&self) -> impl std::future::Future<Output = Option<Option<u32>>> + Send + 'static {
+        let stopped = self.inner.stopped();
+        async move {
+            match stopped.await {
+                Ok(Some(code)) => Some(code_of(code)),
+                _ => None,
+            }
+        }
+    }
+
     /// The QUIC stream id.
     pub fn id(&self) -> u64 {
         u64::from(self.inner.id())
