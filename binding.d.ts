@@ -9,6 +9,23 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Opens client sessions for one JS environment, whose hub settles their waits. */
+export declare class NativeConnector {
+  /**
+   * `on_ready` receives the finished waits of this connector's sessions and streams;
+   * `default_roots` are PEM certificates trusted by default (Node's, and the system's). One
+   * that cannot be used as a root is left out rather than failing every connection.
+   */
+  constructor(onReady: ReadyCallback, defaultRoots: Array<string>)
+  /**
+   * Opens a session; rejects with WT_ERR_HANDSHAKE_FAILED (unreachable, untrusted),
+   * WT_ERR_SESSION_REFUSED (a status other than 2xx) or WT_ERR_INVALID_OPTION.
+   */
+  connect(options: NativeConnectOptions): Promise<NativeSession>
+  /** Client endpoints open in the process now (each closes when its last session ends). */
+  static endpoints(): number
+}
+
 /** The native side of one request and its response. */
 export declare class NativeExchange {
   /** The request's fields (taken once: JS keeps them). */
@@ -139,6 +156,18 @@ export declare class NativeStream {
   /** Sends STOP_SENDING with the application code. */
   stop(code: number): void
   /**
+   * Settles `id` when the peer stops the writable side (STOP_SENDING; `stoppedCode` then says
+   * with what), or once that side is over otherwise, so that JS can error its writable at
+   * once, as the W3C API does, instead of at the next write. Settled at once without a
+   * writable side, or while a write holds it (that write sees the stop itself).
+   */
+  waitStopped(id: number): ReadyEvent | null
+  /**
+   * After `waitStopped` settled: whether the peer sent STOP_SENDING (`stopped`) and its code
+   * (null outside the WebTransport range).
+   */
+  stoppedCode(): StopInfo
+  /**
    * Writes what QUIC takes now without waiting and returns the number of bytes taken; the
    * rest (if any) goes through `write`. 0 while another write is in flight.
    */
@@ -190,6 +219,31 @@ export interface GeneratedCertificate {
   key: string
   /** SHA-256 of the certificate's DER, for `serverCertificateHashes`. */
   sha256: Buffer
+}
+
+/** One session request, as `lib/client.js` passes it after checking types. */
+export interface NativeConnectOptions {
+  /** The server's IP address (JS resolves names). */
+  address: string
+  port: number
+  /** The name the certificate must carry (the URL's host). */
+  serverName: string
+  authority: string
+  /** Path and query. */
+  path: string
+  origin?: string
+  protocols: Array<string>
+  /** Flattened `[name, value, ...]`. */
+  headers: Array<string>
+  /** SHA-256 values of `serverCertificateHashes`, hex; when any, they replace the roots. */
+  certificateHashes: Array<string>
+  /** PEM text of extra roots (`ca`). */
+  ca: Array<string>
+  /** The local IP address to send from, and its port (0: any). */
+  localAddress?: string
+  localPort?: number
+  /** 'cubic' | 'bbr' | 'newreno'. */
+  congestionControl?: string
 }
 
 /** WebTransport flow control's limits and their use (draft-ietf-webtrans-http3 §5). */
@@ -328,4 +382,10 @@ export interface SessionEndInfo {
   aborted?: string
   /** The `WT_ERR_*` code for an aborted session: connection lost, or session closed. */
   abortedCode?: string
+}
+
+/** Whether and how the peer stopped a stream's writable side. */
+export interface StopInfo {
+  stopped: boolean
+  code?: number
 }

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeConnector = nativeBinding.NativeConnector
 module.exports.NativeExchange = nativeBinding.NativeExchange
 module.exports.NativeRequest = nativeBinding.NativeRequest
 module.exports.NativeServer = nativeBinding.NativeServer

@@ -3,6 +3,7 @@ import cjs from './index.js'
 export const {
   Server,
   WebTransportSession,
+  WebTransport,
   WebTransportError,
   WebTransportReceiveStream,
   WebTransportSendStream,

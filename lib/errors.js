@@ -22,7 +22,8 @@ class WebTransportError extends Error {
 }
 
 const TYPE_ERROR_CODES = new Set(['WT_ERR_INVALID_CERT', 'WT_ERR_INVALID_KEY', 'WT_ERR_KEY_MISMATCH'])
-const STREAM_CODES = new Set(['WT_ERR_STREAM_RESET', 'WT_ERR_STREAM_STOPPED', 'WT_ERR_SESSION_CLOSED', 'WT_ERR_CONNECTION_LOST'])
+const STREAM_CODES = new Set(['WT_ERR_STREAM_RESET', 'WT_ERR_STREAM_STOPPED'])
+const SESSION_CODES = new Set(['WT_ERR_SESSION_CLOSED', 'WT_ERR_CONNECTION_LOST', 'WT_ERR_HANDSHAKE_FAILED', 'WT_ERR_SESSION_REFUSED'])
 const TAG = /^\[(WT_ERR_[A-Z_]+)((?::[A-Z0-9_]+)*)\] ([\s\S]*)$/
 
 /** Turns an error thrown by the native binding into the library's error with `code`. */
@@ -32,16 +33,15 @@ function fromNative(error) {
   const [, code, extra, message] = match
   let streamErrorCode = null
   let systemError = null
+  let status = null
   for (const part of extra.split(':').filter(Boolean)) {
     if (/^\d+$/.test(part)) streamErrorCode = Number(part)
+    else if (/^HTTP\d{3}$/.test(part)) status = Number(part.slice(4))
     else systemError = part
   }
   let result
-  if (STREAM_CODES.has(code)) {
-    result = new WebTransportError(message, {
-      source: code === 'WT_ERR_SESSION_CLOSED' || code === 'WT_ERR_CONNECTION_LOST' ? 'session' : 'stream',
-      streamErrorCode,
-    })
+  if (STREAM_CODES.has(code) || SESSION_CODES.has(code)) {
+    result = new WebTransportError(message, { source: SESSION_CODES.has(code) ? 'session' : 'stream', streamErrorCode })
   } else if (TYPE_ERROR_CODES.has(code)) {
     result = new TypeError(message)
   } else if (code === 'WT_ERR_INVALID_OPTION' || code === 'WT_ERR_DATAGRAM_TOO_LARGE') {
@@ -50,6 +50,7 @@ function fromNative(error) {
     result = new Error(message)
   }
   result.code = code
+  if (status !== null) result.status = status
   if (systemError) {
     result.syscall = 'bind'
     result.systemError = systemError

@@ -40,17 +40,45 @@ function exporterInput(value, name) {
 }
 
 /**
+ * What a session's JS object holds of its native side: the hub that settles its waits, and the
+ * native session. A server's sessions have it from the start; a client's `WebTransport` only once
+ * its `ready` resolves, until when `opened` is the promise of it (rejecting with why it never
+ * came) and `cancel(error)` gives up waiting.
+ */
+class SessionLink {
+  constructor(hub, native, opened = Promise.resolve(native), cancel = () => {}) {
+    this.hub = hub
+    this.native = native
+    this.protocol = native ? native.protocol() : ''
+    this.opened = opened
+    this.cancel = cancel
+  }
+
+  /** Sets the native session once it is open. */
+  open(native) {
+    this.native = native
+    this.protocol = native.protocol()
+  }
+
+  /** The native session, or a promise of it while connecting. */
+  get() {
+    return this.native ?? this.opened
+  }
+}
+
+/**
  * A stream of the peer's new streams: each pull waits for streams to arrive, then takes every one
  * waiting (up to STREAM_BATCH) in one crossing; an empty batch means the session ended.
  */
-function incoming(hub, begin, take, wrap) {
+function incoming(link, begin, take, wrap) {
   return newReadableStream(
     {
       async pull(controller) {
-        await hub.wait(begin)
-        const batch = take()
+        const native = link.native ?? (await link.opened)
+        await link.hub.wait((id) => begin(native, id))
+        const batch = take(native)
         if (batch.length === 0) controller.close()
-        for (const stream of batch) controller.enqueue(wrap(stream, hub))
+        for (const stream of batch) controller.enqueue(wrap(stream, link.hub))
       },
     },
     { highWaterMark: 0 },
@@ -62,9 +90,10 @@ function incoming(hub, begin, take, wrap) {
  * in one native call at its end (or as soon as OUTGOING_BATCH are pending), so a burst costs one
  * wake of the connection's thread instead of one per datagram. A write resolves once queued, as
  * datagrams are unreliable anyway; one that cannot fit (too large, or the peer takes none) still
- * rejects at once, and a failure of the session errors the stream.
+ * rejects at once, and a failure of the session errors the stream. Writes made while a client is
+ * still connecting wait for the session.
  */
-function outgoingDatagrams(native) {
+function outgoingDatagrams(link) {
   let pending = []
   let streamController
   function flush() {
@@ -72,7 +101,7 @@ function outgoingDatagrams(native) {
     const batch = pending
     pending = []
     try {
-      native.sendDatagrams(batch)
+      link.native.sendDatagrams(batch)
     } catch (error) {
       streamController.error(fromNative(error))
     }
@@ -81,8 +110,9 @@ function outgoingDatagrams(native) {
     start(controller) {
       streamController = controller
     },
-    write(chunk) {
+    async write(chunk) {
       if (!(chunk instanceof Uint8Array)) throw invalidOption('datagrams must be Uint8Array or Buffer')
+      const native = link.native ?? (await link.opened)
       if (chunk.byteLength > native.maxDatagramSize()) {
         // Let the native side say why (too large, or the peer takes no datagrams).
         try {
@@ -103,15 +133,17 @@ function outgoingDatagrams(native) {
 
 /** A session's datagrams: `{ readable, writable, maxDatagramSize }`, as the W3C API has them. */
 class DatagramDuplexStream {
-  #native
+  #link
 
-  constructor(native, hub) {
-    this.#native = native
-    const waitDatagrams = (id) => native.waitDatagrams(id)
+  constructor(link) {
+    this.#link = link
+    links.set(this, link)
+    const waitDatagrams = (id) => link.native.waitDatagrams(id)
     /** Received datagrams, read in batches of up to DATAGRAM_BATCH per crossing. */
     this.readable = newReadableStream(
       {
         async pull(controller) {
+          const native = link.native ?? (await link.opened)
           for (;;) {
             const queued = native.takeDatagrams(DATAGRAM_BATCH)
             if (queued.length > 0) {
@@ -119,50 +151,77 @@ class DatagramDuplexStream {
               return
             }
             if (native.end() !== null) return controller.close()
-            await hub.wait(waitDatagrams)
+            await link.hub.wait(waitDatagrams)
           }
         },
       },
       { highWaterMark: 0 },
     )
-    this.writable = outgoingDatagrams(native)
+    this.writable = outgoingDatagrams(link)
   }
 
-  /** Largest payload that fits one packet now; 0 when the client takes no datagrams. */
+  /** Largest payload that fits one packet now; 0 when the peer takes no datagrams (or before a client's session is ready). */
   get maxDatagramSize() {
-    return this.#native.maxDatagramSize()
+    return this.#link.native?.maxDatagramSize() ?? 0
   }
 }
 
-/** The server's side of a WebTransport session, in the W3C WebTransport shape. */
-class WebTransportSession {
-  #native
-  #hub
+/** How a native session ended, as `closed` settles: `{ closeCode, reason }`, or a WebTransportError. */
+function closedOf(native, hub) {
+  return hub.wait((id) => native.waitClosed(id)).then(() => {
+    const end = native.end() ?? { aborted: 'the session ended', abortedCode: 'WT_ERR_SESSION_CLOSED' }
+    if (end.aborted) throw new WebTransportError(end.aborted, { source: 'session', code: end.abortedCode })
+    return { closeCode: end.closeCode, reason: end.reason }
+  })
+}
+
+/** Checks W3C WebTransportCloseInfo; returns `{ closeCode, reason }`. */
+function closeInfoOption(closeInfo) {
+  if (closeInfo === null || typeof closeInfo !== 'object') throw invalidOption('close() takes { closeCode, reason }')
+  const { closeCode = 0, reason = '' } = closeInfo
+  if (!Number.isInteger(closeCode) || closeCode < 0 || closeCode > 0xffffffff) {
+    throw invalidOption('closeCode must be an integer from 0 to 4294967295', RangeError)
+  }
+  if (typeof reason !== 'string') throw invalidOption('reason must be a string')
+  if (Buffer.byteLength(reason) > MAX_REASON_BYTES) {
+    throw invalidOption(`reason must be at most ${MAX_REASON_BYTES} bytes of UTF-8`, RangeError)
+  }
+  return { closeCode, reason }
+}
+
+/** Each session's link, for its subclasses (private fields are not inherited), never exported by the package. */
+const links = new WeakMap()
+
+/**
+ * The W3C WebTransport interface over a native session, whichever end opened the connection: the
+ * server's `WebTransportSession` and the client's `WebTransport` are this with their own
+ * beginnings (a request answered, a URL connected to).
+ */
+class SessionBase {
+  #link
   #incomingBidi
   #incomingUni
   #datagrams
   #draining
 
-  constructor(native, request, hub) {
-    this.#native = native
-    this.#hub = hub
-    /** The request that opened the session. */
-    this.request = request
-    /** The negotiated subprotocol, or '' when none. */
-    this.protocol = native.protocol()
-    this.ready = Promise.resolve()
-    this.closed = quiet(
-      hub.wait((id) => native.waitClosed(id)).then(() => {
-        const end = native.end() ?? { aborted: 'the session ended', abortedCode: 'WT_ERR_SESSION_CLOSED' }
-        if (end.aborted) throw new WebTransportError(end.aborted, { source: 'session', code: end.abortedCode })
-        return { closeCode: end.closeCode, reason: end.reason }
-      }),
-    )
+  constructor(link) {
+    this.#link = link
+    links.set(this, link)
+    /** Resolves with `{ closeCode, reason }` when the session closes; rejects with a WebTransportError when it is lost (or never opened). */
+    this.closed = quiet(link.native ? closedOf(link.native, link.hub) : link.opened.then((native) => closedOf(native, link.hub)))
   }
 
-  /** Resolves when the session starts draining (`drain()`, the client sent DRAIN_WEBTRANSPORT_SESSION, or the server is closing). */
+  /** The negotiated subprotocol, or '' when none (or before a client's session is ready). */
+  get protocol() {
+    return this.#link.protocol
+  }
+
+  /** Resolves when the session starts draining (`drain()`, the peer sent DRAIN_WEBTRANSPORT_SESSION, or the server is closing), or ends. */
   get draining() {
-    this.#draining ??= quiet(this.#native.draining())
+    const link = this.#link
+    this.#draining ??= quiet(
+      link.native ? link.native.draining() : link.opened.then((native) => native.draining(), () => undefined),
+    )
     return this.#draining
   }
 
@@ -171,25 +230,23 @@ class WebTransportSession {
   // should not pay for them. Nothing is lost meanwhile: what arrives waits natively, as it does
   // between reads.
 
-  /** `ReadableStream` of the client's bidirectional streams, `{ readable, writable }` each. */
+  /** `ReadableStream` of the peer's bidirectional streams, `{ readable, writable }` each. */
   get incomingBidirectionalStreams() {
-    const native = this.#native
     this.#incomingBidi ??= incoming(
-      this.#hub,
-      (id) => native.waitBidi(id, STREAM_BATCH),
-      () => native.takeBidi(),
+      this.#link,
+      (native, id) => native.waitBidi(id, STREAM_BATCH),
+      (native) => native.takeBidi(),
       bidirectionalFrom,
     )
     return this.#incomingBidi
   }
 
-  /** `ReadableStream` of the client's unidirectional streams. */
+  /** `ReadableStream` of the peer's unidirectional streams. */
   get incomingUnidirectionalStreams() {
-    const native = this.#native
     this.#incomingUni ??= incoming(
-      this.#hub,
-      (id) => native.waitUni(id, STREAM_BATCH),
-      () => native.takeUni(),
+      this.#link,
+      (native, id) => native.waitUni(id, STREAM_BATCH),
+      (native) => native.takeUni(),
       readableFrom,
     )
     return this.#incomingUni
@@ -197,39 +254,41 @@ class WebTransportSession {
 
   /** `{ readable, writable, maxDatagramSize }`: unreliable datagrams both ways. */
   get datagrams() {
-    this.#datagrams ??= new DatagramDuplexStream(this.#native, this.#hub)
+    this.#datagrams ??= new DatagramDuplexStream(this.#link)
     return this.#datagrams
   }
 
-  /** Opens a bidirectional stream to the client; `options.sendOrder` as the writable's. */
+  /** Opens a bidirectional stream to the peer; `options.sendOrder` as the writable's. */
   async createBidirectionalStream(options) {
     const sendOrder = sendOrderOption(options)
+    const session = this.#link.native ?? (await this.#link.opened)
     let native
     try {
-      native = await this.#native.openBidi()
+      native = await session.openBidi()
     } catch (error) {
       throw fromNative(error)
     }
     if (sendOrder !== 0) native.setSendOrder(sendOrder)
-    return bidirectionalFrom(native, this.#hub, sendOrder)
+    return bidirectionalFrom(native, this.#link.hub, sendOrder)
   }
 
-  /** Opens a unidirectional stream to the client; resolves with its WritableStream. */
+  /** Opens a unidirectional stream to the peer; resolves with its WritableStream. */
   async createUnidirectionalStream(options) {
     const sendOrder = sendOrderOption(options)
+    const session = this.#link.native ?? (await this.#link.opened)
     let native
     try {
-      native = await this.#native.openUni()
+      native = await session.openUni()
     } catch (error) {
       throw fromNative(error)
     }
     if (sendOrder !== 0) native.setSendOrder(sendOrder)
-    return writableFrom(native, sendOrder)
+    return writableFrom(native, this.#link.hub, sendOrder)
   }
 
   /**
    * W3C `exportKeyingMaterial`: `length` bytes (default 32, 1 to 4096) from the TLS exporter
-   * for this session (draft-ietf-webtrans-http3 §4.8), the same the client derives from the same
+   * for this session (draft-ietf-webtrans-http3 §4.8), the same the peer derives from the same
    * `label` and `context` (each a BufferSource of at most 255 bytes; context default empty).
    */
   async exportKeyingMaterial(label, context, length = DEFAULT_EXPORTER_LENGTH) {
@@ -239,39 +298,28 @@ class WebTransportSession {
     if (length < 1 || length > MAX_EXPORTER_OUTPUT) {
       throw invalidOption(`length must be from 1 to ${MAX_EXPORTER_OUTPUT}, got ${length}`, RangeError)
     }
+    const native = this.#link.native ?? (await this.#link.opened)
     try {
-      return this.#native.exportKeyingMaterial(labelBytes, contextBytes, length)
+      return native.exportKeyingMaterial(labelBytes, contextBytes, length)
     } catch (error) {
       throw fromNative(error)
     }
   }
 
-  /** Closes the session with CLOSE_WEBTRANSPORT_SESSION (code u32, reason at most 1024 bytes). */
-  close(closeInfo = {}) {
-    if (closeInfo === null || typeof closeInfo !== 'object') throw invalidOption('close() takes { closeCode, reason }')
-    const { closeCode = 0, reason = '' } = closeInfo
-    if (!Number.isInteger(closeCode) || closeCode < 0 || closeCode > 0xffffffff) {
-      throw invalidOption('closeCode must be an integer from 0 to 4294967295', RangeError)
-    }
-    if (typeof reason !== 'string') throw invalidOption('reason must be a string')
-    if (Buffer.byteLength(reason) > MAX_REASON_BYTES) {
-      throw invalidOption(`reason must be at most ${MAX_REASON_BYTES} bytes of UTF-8`, RangeError)
-    }
-    this.#native.close(closeCode, reason)
-  }
-
   /**
-   * Asks the client to end the session soon (DRAIN_WEBTRANSPORT_SESSION) and resolves this side's
-   * `draining`. The session keeps working until one side closes it. Idempotent; does nothing once
-   * the session has ended, as `close()` does.
+   * Closes the session with CLOSE_WEBTRANSPORT_SESSION (code u32, reason at most 1024 bytes); a
+   * client still connecting gives up instead. Does nothing once the session has ended.
    */
-  drain() {
-    this.#native.drain()
+  close(closeInfo = {}) {
+    const { closeCode, reason } = closeInfoOption(closeInfo)
+    if (this.#link.native) this.#link.native.close(closeCode, reason)
+    else this.#link.cancel({ closeCode, reason })
   }
 
   /** Connection and datagram statistics. */
   async getStats() {
-    const s = this.#native.stats()
+    const native = this.#link.native ?? (await this.#link.opened)
+    const s = native.stats()
     return {
       rtt: s.rtt,
       minRtt: s.minRtt,
@@ -289,6 +337,26 @@ class WebTransportSession {
       flowControl: s.flowControl ?? null,
     }
   }
+
 }
 
-module.exports = { WebTransportSession }
+/** The server's side of a WebTransport session, in the W3C WebTransport shape. */
+class WebTransportSession extends SessionBase {
+  constructor(native, request, hub) {
+    super(new SessionLink(hub, native))
+    /** The request that opened the session. */
+    this.request = request
+    this.ready = Promise.resolve()
+  }
+
+  /**
+   * Asks the client to end the session soon (DRAIN_WEBTRANSPORT_SESSION) and resolves this side's
+   * `draining`. The session keeps working until one side closes it. Idempotent; does nothing once
+   * the session has ended, as `close()` does.
+   */
+  drain() {
+    links.get(this).native.drain()
+  }
+}
+
+module.exports = { WebTransportSession, SessionBase, SessionLink, links, quiet }

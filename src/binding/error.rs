@@ -9,6 +9,9 @@ pub(crate) fn to_js(error: Error) -> napi::Error {
     if let Some(code) = error.stream_error_code {
         tag.push_str(&format!(":{code}"));
     }
+    if let Some(status) = error.status {
+        tag.push_str(&format!(":HTTP{status}"));
+    }
     if let Some(os) = error.os_code {
         tag.push_str(&format!(":{os}"));
     }

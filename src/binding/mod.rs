@@ -6,6 +6,7 @@
 //! async ones (the promise rejects), and the core contains panics in its own tasks.
 
 pub mod cert;
+pub mod client;
 pub mod error;
 pub mod exchange;
 pub mod hub;

@@ -68,6 +68,17 @@ impl Default for FlowLimits {
     }
 }
 
+impl CongestionControl {
+    /// quinn's controller for this choice, for servers and clients alike.
+    pub fn factory(self) -> Arc<dyn quinn::congestion::ControllerFactory + Send + Sync> {
+        match self {
+            Self::Cubic => Arc::new(quinn::congestion::CubicConfig::default()),
+            Self::Bbr => Arc::new(quinn::congestion::BbrConfig::default()),
+            Self::NewReno => Arc::new(quinn::congestion::NewRenoConfig::default()),
+        }
+    }
+}
+
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -157,17 +168,7 @@ impl ServerConfig {
         // Advertising max_datagram_frame_size is what lets browsers send datagrams at all.
         transport.datagram_receive_buffer_size(Some(4 * 1024 * 1024));
         transport.datagram_send_buffer_size(self.outgoing_datagram_queue.max(1).saturating_mul(1500));
-        match self.congestion_control {
-            CongestionControl::Cubic => {
-                transport.congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default()))
-            }
-            CongestionControl::Bbr => {
-                transport.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()))
-            }
-            CongestionControl::NewReno => {
-                transport.congestion_controller_factory(Arc::new(quinn::congestion::NewRenoConfig::default()))
-            }
-        };
+        transport.congestion_controller_factory(self.congestion_control.factory());
         transport.stream_receive_window((2u32 * 1024 * 1024).into());
         transport.receive_window((16u32 * 1024 * 1024).into());
         transport.send_window(16 * 1024 * 1024);

@@ -38,6 +38,10 @@ pub enum ErrorCode {
     BodyTooLarge,
     /// A response body does not match the `content-length` it declared (the stream was reset).
     ContentLengthMismatch,
+    /// A client's QUIC or TLS handshake failed: no answer, or a certificate it does not trust.
+    HandshakeFailed,
+    /// The server answered a client's session request with a status other than 2xx.
+    SessionRefused,
 }
 
 impl ErrorCode {
@@ -59,6 +63,8 @@ impl ErrorCode {
             Self::StreamLimit => "WT_ERR_STREAM_LIMIT",
             Self::BodyTooLarge => "WT_ERR_BODY_TOO_LARGE",
             Self::ContentLengthMismatch => "WT_ERR_CONTENT_LENGTH_MISMATCH",
+            Self::HandshakeFailed => "WT_ERR_HANDSHAKE_FAILED",
+            Self::SessionRefused => "WT_ERR_SESSION_REFUSED",
         }
     }
 }
@@ -73,11 +79,13 @@ pub struct Error {
     pub stream_error_code: Option<u32>,
     /// The OS error name for bind failures (`EADDRINUSE`, ...), as Node reports them.
     pub os_code: Option<&'static str>,
+    /// The HTTP status of a refused session request.
+    pub status: Option<u16>,
 }
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), stream_error_code: None, os_code: None }
+        Self { code, message: message.into(), stream_error_code: None, os_code: None, status: None }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod http;
 pub mod server;
 pub mod swept;
 pub mod tls;
+pub mod trust;
 pub mod webtransport;
 
 pub use config::{CongestionControl, FlowLimits, OriginPolicy, ServerConfig};
@@ -28,6 +29,8 @@ pub use h3::request::RequestInfo;
 pub use http::{Exchange, HttpHandler, RequestBody, ResponseWriter};
 pub use server::Server;
 pub use swept::SweptList;
+pub use trust::ServerTrust;
+pub use webtransport::client::{Client, ClientConfig, SessionRequest, SharedClients};
 pub use webtransport::flow::FlowStats;
 pub use webtransport::incoming::{Decision, IncomingRequest, RequestHandler};
 pub use webtransport::session::{Session, SessionEnd};

@@ -3,8 +3,9 @@
 //! HTTP/3 layer runs the connection in its client role; here are the CONNECT request, its answer,
 //! and the session's driver.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -16,13 +17,14 @@ use super::extension::ConnectionWebTransport;
 use super::flow::{self, FlowControl};
 use super::session::{Session, SessionShared};
 use super::wire;
-use crate::core::config::FlowLimits;
+use crate::core::config::{CongestionControl, FlowLimits};
 use crate::core::counters::Counters;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::h3::connection::{self, varint_code, Connection, FrameReader, Host, ReadOutcome};
 use crate::core::h3::proto::{code, frame, put_frame};
 use crate::core::h3::qpack;
 use crate::core::h3::request::RequestInfo;
+use crate::core::trust::{client_crypto, Refusal, ServerTrust};
 
 /// How a client's sessions behave.
 #[derive(Debug, Clone)]
@@ -35,6 +37,11 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Largest response header section accepted.
     pub max_header_bytes: usize,
+    pub congestion_control: CongestionControl,
+    /// A connection with nothing heard for this long is lost.
+    pub idle_timeout: Duration,
+    /// PINGs this often keep a quiet session from idling out (servers time out at 30 s by default).
+    pub keep_alive_interval: Option<Duration>,
 }
 
 impl Default for ClientConfig {
@@ -44,7 +51,33 @@ impl Default for ClientConfig {
             datagram_queue: 1024,
             timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
+            congestion_control: CongestionControl::Cubic,
+            idle_timeout: Duration::from_secs(30),
+            keep_alive_interval: Some(Duration::from_secs(10)),
         }
+    }
+}
+
+impl ClientConfig {
+    /// quinn's configuration for one connection that trusts servers as `trust` says (a refused
+    /// certificate is explained in `refusal`), with windows as wide as the server's
+    /// (`ServerConfig::quinn_config`), so that neither end is the narrower one.
+    pub fn quinn_config(&self, trust: &ServerTrust, refusal: &Refusal) -> Result<quinn::ClientConfig, Error> {
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_crypto(trust, refusal)?)
+            .map_err(|e| Error::new(ErrorCode::InvalidOption, format!("tls setup for quic failed: {e}")))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
+            .map_err(|_| Error::new(ErrorCode::InvalidOption, "idleTimeout is too large"))?;
+        transport.max_idle_timeout(Some(idle));
+        transport.keep_alive_interval(self.keep_alive_interval);
+        transport.datagram_receive_buffer_size(Some(4 * 1024 * 1024));
+        transport.congestion_controller_factory(self.congestion_control.factory());
+        transport.stream_receive_window((2u32 * 1024 * 1024).into());
+        transport.receive_window((16u32 * 1024 * 1024).into());
+        transport.send_window(16 * 1024 * 1024);
+        config.transport_config(Arc::new(transport));
+        Ok(config)
     }
 }
 
@@ -99,9 +132,32 @@ impl Client {
         Self { endpoint, host, config, closing }
     }
 
-    /// Opens a session: a QUIC connection to `addr` (TLS server name `server_name`), the
-    /// server's SETTINGS, then the extended CONNECT. Fails with the server's status when it
-    /// answers other than 2xx.
+    /// A client on a UDP socket of its own: `local` when given, else any port of every address
+    /// (IPv6 and IPv4 both, where the system has IPv6). Must be called inside a tokio runtime.
+    pub fn bind(local: Option<SocketAddr>, config: ClientConfig) -> Result<Self, Error> {
+        let bind_error = |addr: SocketAddr, e: std::io::Error| {
+            Error::new(ErrorCode::Bind, format!("cannot bind the client's udp socket to {addr}: {e}"))
+        };
+        let socket = match local {
+            Some(addr) => std::net::UdpSocket::bind(addr).map_err(|e| bind_error(addr, e))?,
+            None => dual_stack_socket().or_else(|_| {
+                let any = SocketAddr::from(([0, 0, 0, 0], 0));
+                std::net::UdpSocket::bind(any).map_err(|e| bind_error(any, e))
+            })?,
+        };
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| Error::new(ErrorCode::Bind, "no async runtime to run the client endpoint on"))?;
+        let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
+            .map_err(|e| Error::new(ErrorCode::Bind, format!("cannot use the client's udp socket: {e}")))?;
+        Ok(Self::new(endpoint, config))
+    }
+
+    /// The UDP address this client sends from.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.local_addr().ok()
+    }
+
+    /// Opens a session with the endpoint's default configuration: see [`Self::connect_with`].
     pub async fn connect(
         &self,
         addr: SocketAddr,
@@ -110,10 +166,42 @@ impl Client {
     ) -> Result<Session, Error> {
         let connecting =
             self.endpoint.connect(addr, server_name).map_err(|e| connect_error(format!("cannot connect: {e}")))?;
+        self.open(connecting, request, &Refusal::default()).await
+    }
+
+    /// Opens a session: a QUIC connection to `addr` with `transport`'s settings, trusting the
+    /// server as `trust` says (TLS server name `server_name`), the server's SETTINGS, then the
+    /// extended CONNECT. Fails with the server's status when it answers other than 2xx, and says
+    /// why when the handshake fails (an untrusted certificate among others).
+    pub async fn connect_trusting(
+        &self,
+        transport: &ClientConfig,
+        trust: &ServerTrust,
+        addr: SocketAddr,
+        server_name: &str,
+        request: SessionRequest,
+    ) -> Result<Session, Error> {
+        let refusal = Refusal::default();
+        let connecting = self
+            .endpoint
+            .connect_with(transport.quinn_config(trust, &refusal)?, addr, server_name)
+            .map_err(|e| connect_error(format!("cannot connect to {addr}: {e}")))?;
+        self.open(connecting, request, &refusal).await
+    }
+
+    async fn open(
+        &self,
+        connecting: quinn::Connecting,
+        request: SessionRequest,
+        refusal: &Refusal,
+    ) -> Result<Session, Error> {
         let conn = tokio::time::timeout(self.config.timeout, connecting)
             .await
-            .map_err(|_| connect_error("the QUIC handshake timed out"))?
-            .map_err(|e| connect_error(format!("the QUIC handshake failed: {e}")))?;
+            .map_err(|_| Error::new(ErrorCode::HandshakeFailed, "the QUIC handshake timed out"))?
+            .map_err(|e| {
+                let why = refusal.take().unwrap_or_else(|| e.to_string());
+                Error::new(ErrorCode::HandshakeFailed, format!("the QUIC handshake failed: {why}"))
+            })?;
         let settings = wire::server_settings(1, &self.config.flow_control);
         let (h3, client) = connection::start_client(conn.clone(), self.host.clone(), |h3| {
             Arc::new(ConnectionWebTransport::client(h3, settings))
@@ -178,10 +266,10 @@ impl Client {
         let status = answer.iter().find(|(n, _)| n == ":status").and_then(|(_, v)| v.parse::<u16>().ok()).unwrap_or(0);
         if !(200..300).contains(&status) {
             client.router.bury(id);
-            return Err(Error::new(
-                ErrorCode::SessionClosed,
-                format!("the server refused the session with status {status}"),
-            ));
+            let mut error =
+                Error::new(ErrorCode::SessionRefused, format!("the server refused the session with status {status}"));
+            error.status = Some(status);
+            return Err(error);
         }
         let protocol = answer
             .iter()
@@ -208,9 +296,13 @@ impl Client {
         let closing = self.closing.clone();
         let router = client.clone();
         let driven = session.clone();
+        let conn = h3.conn.clone();
         self.host.tracker.spawn(async move {
             drive_session(&closing, &router.router, &driven, send, reader, close_rx).await;
             router.router.bury(id);
+            // One session per connection, as browsers do for sessions that pin certificates: its
+            // end is the connection's (the driver waited for the close to be acknowledged).
+            conn.close(varint_code(code::H3_NO_ERROR), b"");
         });
         Ok(Session { shared: session })
     }
@@ -222,6 +314,100 @@ impl Client {
         self.host.tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(3), self.host.tracker.wait()).await;
         self.endpoint.close(varint_code(code::H3_NO_ERROR), b"client closed");
+    }
+}
+
+/// An unbound-address socket that reaches IPv4 peers too (as IPv4-mapped addresses).
+fn dual_stack_socket() -> std::io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    socket.set_only_v6(false)?;
+    socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)).into())?;
+    Ok(socket.into())
+}
+
+/// The clients of one process: a client endpoint per local address, made for the first session
+/// that needs it and closed when its last session ends, so that an idle process holds no socket
+/// (and Node can exit). Each session still has a connection of its own.
+pub struct SharedClients {
+    config: ClientConfig,
+    clients: Mutex<HashMap<Option<SocketAddr>, Shared>>,
+}
+
+struct Shared {
+    client: Client,
+    /// Sessions opening or open on it.
+    users: usize,
+}
+
+impl std::fmt::Debug for SharedClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedClients").field("endpoints", &self.endpoints()).finish_non_exhaustive()
+    }
+}
+
+impl SharedClients {
+    pub fn new(config: ClientConfig) -> Arc<Self> {
+        Arc::new(Self { config, clients: Mutex::new(HashMap::new()) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Option<SocketAddr>, Shared>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Client endpoints open now.
+    pub fn endpoints(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Opens a session from the endpoint of `local` (made now if there is none): see
+    /// [`Client::connect_trusting`]. Must be called inside a tokio runtime.
+    pub async fn connect(
+        self: &Arc<Self>,
+        local: Option<SocketAddr>,
+        transport: &ClientConfig,
+        trust: &ServerTrust,
+        addr: SocketAddr,
+        server_name: &str,
+        request: SessionRequest,
+    ) -> Result<Session, Error> {
+        let client = {
+            let mut clients = self.lock();
+            let shared = match clients.entry(local) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(Shared { client: Client::bind(local, self.config.clone())?, users: 0 })
+                }
+            };
+            shared.users += 1;
+            shared.client.clone()
+        };
+        let opened = client.connect_trusting(transport, trust, addr, server_name, request).await;
+        match &opened {
+            Ok(session) => {
+                let (pool, session) = (self.clone(), session.clone());
+                tokio::spawn(async move {
+                    session.closed().await;
+                    pool.release(local);
+                });
+            }
+            Err(_) => self.release(local),
+        }
+        opened
+    }
+
+    fn release(&self, local: Option<SocketAddr>) {
+        let idle = {
+            let mut clients = self.lock();
+            let Some(shared) = clients.get_mut(&local) else { return };
+            shared.users = shared.users.saturating_sub(1);
+            if shared.users > 0 {
+                return;
+            }
+            clients.remove(&local).map(|shared| shared.client)
+        };
+        if let Some(client) = idle {
+            tokio::spawn(async move { client.close().await });
+        }
     }
 }
 
