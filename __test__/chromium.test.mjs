@@ -15,6 +15,8 @@ const CHROMIUM = {
   userAgent: /HeadlessChrome\//,
   // Chromium queues incoming datagrams generously: bursts of 10, 10 ms apart, without waiting for echoes.
   datagrams: { burst: 10, awaitEchoes: false },
+  // new WebTransportError(message, init) throws a TypeError: only the dictionary form is taken.
+  errorMessageForm: false,
   // A write in flight when the server's STOP_SENDING lands rejects with a NetworkError without the code
   // (chromium-protocol.test.mjs meets it too); a write after it gets the WebTransportError with the code.
   stopSendingWhileWriting: 'NetworkError',

@@ -15,6 +15,8 @@ const FIREFOX = {
   // Firefox queues only about 10 incoming datagrams and drops the rest: bursts of 5, each waiting for its
   // echoes before the next.
   datagrams: { burst: 5, awaitEchoes: true },
+  // new WebTransportError(message, init) throws a TypeError: only the dictionary form is taken.
+  errorMessageForm: false,
   // A RESET_STREAM from the server errors the page's readable with a plain TypeError, without
   // `streamErrorCode` (Chromium gives a WebTransportError with the code).
   resetTowardsPage: { name: 'TypeError', message: 'Error in input stream' },

@@ -30,7 +30,7 @@ import { chromium } from 'playwright-core'
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 
-const PAGE_HELPERS = String.raw`
+export const PAGE_HELPERS = String.raw`
 'use strict'
 window.T = (() => {
   const encoder = new TextEncoder()
