@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'WT_ERR_DATAGRAM_TOO_LARGE'
   | 'WT_ERR_DATAGRAMS_UNSUPPORTED'
   | 'WT_ERR_STREAM_LIMIT'
+  | 'WT_ERR_HANDSHAKE_FAILED'
+  | 'WT_ERR_SESSION_REFUSED'
   | 'WT_ERR_CALLBACK_FAILED'
   | 'WT_ERR_CALLBACK_TIMEOUT'
   | 'WT_ERR_CALLBACK_INVALID_RESULT'
@@ -56,6 +58,8 @@ export class WebTransportError extends Error {
   /** The peer's application code, or null when none was carried. */
   readonly streamErrorCode: number | null
   code?: ErrorCode
+  /** For a client session the server refused (WT_ERR_SESSION_REFUSED): its HTTP status. */
+  status?: number
 }
 
 /** The request that asked for a session (given to callbacks, kept as `session.request`). */
@@ -321,6 +325,86 @@ export class WebTransportSession {
    * working until one side closes. Idempotent; does nothing once the session has ended.
    */
   drain(): void
+  getStats(): Promise<SessionStats>
+}
+
+/** W3C WebTransportHash: a certificate's hash for `serverCertificateHashes`. */
+export interface WebTransportHash {
+  /** Only 'sha-256' hashes count; others are ignored, as in browsers. */
+  algorithm: string
+  value: ArrayBuffer | ArrayBufferView
+}
+
+/**
+ * Options of {@link WebTransport}: the W3C WebTransportOptions, plus `ca`, `localAddress` and
+ * `localPort` for Node. A bad option throws from the constructor (TypeError or RangeError with
+ * code WT_ERR_INVALID_OPTION, or a SyntaxError DOMException for `protocols`).
+ */
+export interface WebTransportOptions {
+  /**
+   * Trust exactly the certificates with these SHA-256 hashes instead of the roots, under the
+   * browsers' rules: the certificate must be ECDSA P-256, valid for at most 14 days, and valid
+   * now. An empty list means the roots.
+   */
+  serverCertificateHashes?: WebTransportHash[]
+  /** Subprotocols offered (WT-Available-Protocols), in preference order: unique, non-empty, printable ASCII. */
+  protocols?: string[]
+  /** Extra request headers (W3C 2026); connection-specific ones are refused. `origin` may be set here (Node has no page origin). */
+  headers?: Record<string, string> | [string, string][] | Headers
+  /** A hint: 'default' and 'throughput' use CUBIC, 'low-latency' uses BBR. */
+  congestionControl?: 'default' | 'throughput' | 'low-latency'
+  /** Accepted for compatibility; every session has a connection of its own (never pooled). */
+  allowPooling?: boolean
+  /** Accepted for compatibility; sessions are always HTTP/3 (with datagrams). */
+  requireUnreliable?: boolean
+  /** Node only: further roots to trust (PEM text or Buffers), beside Node's and the system's. */
+  ca?: string | Uint8Array | (string | Uint8Array)[]
+  /** Node only: the local IP address to send from (default: any, IPv6 and IPv4). */
+  localAddress?: string
+  /** Node only: the local UDP port, with `localAddress` (default: any). */
+  localPort?: number
+}
+
+/**
+ * W3C WebTransport, for Node: a session this process opens to a WebTransport server, with the
+ * same streams as the server's sessions. Each session has its own QUIC connection; all share one
+ * UDP socket per local address, closed with the last session, so the process can exit.
+ * Certificates are checked against Node's roots and the system's (plus `ca`), unless
+ * `serverCertificateHashes` pins them.
+ */
+export class WebTransport {
+  /** @throws SyntaxError (DOMException) for a URL that is not https: or has a fragment. */
+  constructor(url: string | URL, options?: WebTransportOptions)
+  /** Always false: no HTTP/2 fallback. */
+  static readonly supportsReliableOnly: boolean
+  /**
+   * Resolves once the server accepted the session. Rejects with a WebTransportError (source
+   * 'session') saying why it did not: WT_ERR_HANDSHAKE_FAILED (unreachable, or a certificate not
+   * trusted: the message says which rule failed), WT_ERR_SESSION_REFUSED (with `status`), or
+   * `close()` before it was ready. Never an unhandled rejection when nobody listens.
+   */
+  readonly ready: Promise<void>
+  /** Resolves with the close code and reason when either side closes; rejects as `ready` did, or when the session is lost. */
+  readonly closed: Promise<SessionCloseInfo>
+  /** Resolves when the server asks to drain the session (DRAIN_WEBTRANSPORT_SESSION), or when it ends. */
+  readonly draining: Promise<void>
+  /** The subprotocol the server chose among `protocols`; '' when none (or before `ready`). */
+  readonly protocol: string
+  /** 'pending' until `ready`, then 'supports-unreliable'. */
+  readonly reliability: 'pending' | 'reliable-only' | 'supports-unreliable'
+  readonly congestionControl: 'default' | 'throughput' | 'low-latency'
+  readonly incomingBidirectionalStreams: ReadableStream<BidirectionalStream>
+  readonly incomingUnidirectionalStreams: ReadableStream<WebTransportReceiveStream>
+  /** Datagrams; writes before `ready` wait for it. `maxDatagramSize` is 0 until then. */
+  readonly datagrams: DatagramDuplexStream
+  /** Opens a bidirectional stream (after `ready`); a bad `sendOrder` rejects with a TypeError. */
+  createBidirectionalStream(options?: WebTransportSendStreamOptions): Promise<BidirectionalStream>
+  /** Opens a unidirectional stream (after `ready`). */
+  createUnidirectionalStream(options?: WebTransportSendStreamOptions): Promise<WebTransportSendStream>
+  /** As {@link WebTransportSession.exportKeyingMaterial}: the server derives the same bytes. */
+  exportKeyingMaterial(label: ArrayBuffer | ArrayBufferView, context?: ArrayBuffer | ArrayBufferView, length?: number): Promise<Uint8Array>
+  /** Closes the session (CLOSE_WEBTRANSPORT_SESSION); before `ready`, gives up opening it. Idempotent. */
+  close(closeInfo?: CloseInfo): void
   getStats(): Promise<SessionStats>
 }
 

@@ -1,5 +1,5 @@
 // Type-checked by `npm test` (tsc --noEmit): the README's usage must compile, and wrong use must not.
-import { Server, generateCertificate, WebTransportError, WebTransportReceiveStream, WebTransportSendStream } from 'webtransport-napi'
+import { Server, generateCertificate, WebTransport, WebTransportError, WebTransportReceiveStream, WebTransportSendStream } from 'webtransport-napi'
 import type { WebTransportSession, WebTransportRequest, SessionCloseInfo, FetchInfo } from 'webtransport-napi'
 import { Hono } from 'hono'
 
@@ -126,3 +126,32 @@ server.close({ closeCode: 'x' })
 new WebTransportSendStream()
 // @ts-expect-error days is a number
 generateCertificate({ days: '10' })
+
+// The client: browser code compiles unchanged, plus the Node-only options.
+async function client(): Promise<SessionCloseInfo> {
+  const wt = new WebTransport('https://127.0.0.1:4433/chat', {
+    serverCertificateHashes: [{ algorithm: 'sha-256', value: bytes }],
+    protocols: ['chat-v2'],
+    headers: { 'x-room': 'lobby' },
+    congestionControl: 'low-latency',
+    ca: [cert],
+    localAddress: '127.0.0.1',
+  })
+  await wt.ready
+  const protocol: string = wt.protocol
+  const reliability: 'pending' | 'reliable-only' | 'supports-unreliable' = wt.reliability
+  const { readable, writable } = await wt.createBidirectionalStream({ sendOrder: 1 })
+  const writer = writable.getWriter()
+  await writer.write(new TextEncoder().encode(protocol + reliability))
+  const uni: WebTransportSendStream = await wt.createUnidirectionalStream()
+  for await (const chunk of readable) chunk satisfies Uint8Array
+  await uni.close()
+  await wt.datagrams.writable.getWriter().write(new Uint8Array(4))
+  const keys: Uint8Array = await wt.exportKeyingMaterial(new Uint8Array(8))
+  const { rtt } = await wt.getStats()
+  wt.close({ closeCode: keys.length + rtt, reason: 'done' })
+  // @ts-expect-error congestionControl takes the W3C values only
+  new WebTransport('https://127.0.0.1:4433/', { congestionControl: 'bbr' })
+  return wt.closed.catch((error: WebTransportError) => ({ closeCode: error.status ?? 0, reason: error.message }))
+}
+void client
