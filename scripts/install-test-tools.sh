@@ -29,6 +29,8 @@ command -v chromium >/dev/null 2>&1 || missing_apt+=(chromium)
 command -v firefox-esr >/dev/null 2>&1 || missing_apt+=(firefox-esr)
 command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing_apt+=(python3 python3-venv)
 command -v qemu-aarch64-static >/dev/null 2>&1 || missing_apt+=(qemu-user-static)
+# The client's certificate tests make a CA, a leaf it signs and off-rule pinned certificates.
+command -v openssl >/dev/null 2>&1 || missing_apt+=(openssl)
 # musl's loader checks that the x64 musl binary needs nothing musl lacks.
 [ -e /lib/ld-musl-x86_64.so.1 ] || missing_apt+=(musl)
 # The arm64 Node is a glibc program: qemu-user runs it with the arm64 loader and libraries of these
