@@ -264,3 +264,29 @@ test('the process exits by itself once its last session closed, with no unhandle
   assert.equal(err, '')
   assert.ok(Date.now() - started < 15_000, `exited after ${Date.now() - started} ms`)
 })
+
+test('a server that vanishes rejects closed with source "session" (after the 30 s idle timeout)', { timeout: 60_000 }, async () => {
+  // The server is another process, killed without a word: no close capsule, no CONNECTION_CLOSE.
+  const script = `
+    const { Server, generateCertificate } = require(${JSON.stringify(ROOT)})
+    const { cert, key, hash } = generateCertificate({ days: 5 })
+    const server = new Server({ port: 0, host: '127.0.0.1', cert, key })
+    server.on('session', () => {})
+    server.ready.then(() => console.log(JSON.stringify({ port: server.address().port, hash: Buffer.from(hash.value).toString('hex') })))
+  `
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  try {
+    const line = await withTimeout(new Promise((resolve) => child.stdout.once('data', (d) => resolve(String(d)))), 10_000, 'the server to start')
+    const { port, hash } = JSON.parse(line)
+    const wt = new WebTransport(`https://127.0.0.1:${port}/lost`, { serverCertificateHashes: pin(hash) })
+    await withTimeout(wt.ready, 10_000, 'wt.ready')
+    child.kill('SIGKILL')
+    const started = Date.now()
+    const error = await withTimeout(wt.closed.then(() => null, (e) => e), 45_000, 'wt.closed')
+    assert.ok(error instanceof WebTransportError, `closed settled with ${JSON.stringify(error)}`)
+    assert.deepEqual({ source: error.source, code: error.code }, { source: 'session', code: 'WT_ERR_CONNECTION_LOST' })
+    assert.ok(Date.now() - started >= 20_000, 'lost before any idle timeout could have passed')
+  } finally {
+    child.kill('SIGKILL')
+  }
+})
