@@ -134,8 +134,37 @@ test('keying material and stats: both ends derive the same bytes', { timeout: 30
   const stats = await wt.getStats()
   assert.ok(stats.rtt >= 0 && stats.bytesSent > 0 && stats.packetsReceived > 0, JSON.stringify(stats))
   assert.equal(wt.reliability, 'supports-unreliable')
+  assert.notEqual(stats.flowControl, null, 'our client and server both use WebTransport flow control')
   wt.close()
   await wt.closed
+})
+
+test('flow control both ways: 40 streams and 4 MB through windows of 4 streams and 64 KiB', { timeout: 60_000 }, async () => {
+  const small = await startEchoServer({ flowControl: { maxData: 64 << 10, maxStreamsBidi: 4, maxStreamsUni: 4 } })
+  try {
+    const wt = new WebTransport(small.url('/flow'), { serverCertificateHashes: pin(small.hashHex) })
+    await withTimeout(wt.ready, 10_000, 'wt.ready')
+    const payload = Buffer.alloc(100_000, 7)
+    const echoes = await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const stream = await wt.createBidirectionalStream()
+        const reply = Array.fromAsync(stream.readable)
+        const writer = stream.writable.getWriter()
+        await writer.write(payload)
+        await writer.close()
+        return Buffer.concat(await reply)
+      }),
+    )
+    assert.ok(echoes.every((echoed) => echoed.equals(payload)), 'an echo differs')
+    const { flowControl } = await wt.getStats()
+    assert.equal(flowControl.remoteMaxStreamsBidi >= 40, true, JSON.stringify(flowControl))
+    assert.ok(flowControl.remoteMaxData >= 4_000_000, JSON.stringify(flowControl))
+    assert.ok(flowControl.blocked > 0, 'our client never waited for the server\'s credit')
+    wt.close()
+    await wt.closed
+  } finally {
+    await small.closeWithin()
+  }
 })
 
 test('the constructor checks like a browser: URL, hashes, options', () => {
