@@ -58,6 +58,7 @@ const steps = [
   ['clippy (binding + core)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--all-targets', '--locked', '--', '-D', 'warnings']],
   ['clippy (core alone)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--no-default-features', '--features', 'fault-injection', '--all-targets', '--locked', '--', '-D', 'warnings']],
   ['clippy (wt-client)', 'cargo', ['clippy', '-p', 'wt-client', '--locked', '--', '-D', 'warnings']],
+  ['clippy (wt-server)', 'cargo', ['clippy', '-p', 'wt-server', '--all-targets', '--locked', '--', '-D', 'warnings']],
   ['clippy (h3-client)', 'cargo', ['clippy', '-p', 'h3-client', '--all-targets', '--locked', '--', '-D', 'warnings']],
   ['cargo test (core)', 'cargo', ['test', '-p', 'webtransport-napi', '--no-default-features', '--features', 'fault-injection', '--locked']],
   ['fuzz (5 s per target)', 'bash', ['fuzz/run.sh', '--seconds', '5']],
@@ -65,10 +66,14 @@ const steps = [
   ...releaseBuilds,
   ['generated files match napi (binding.js, binding.d.ts, npm/)', 'bash', ['-c', generatedCheck]],
   ['wt-client build (release)', 'cargo', ['build', '--release', '-p', 'wt-client', '--locked']],
+  // The independent wtransport server the WebTransport client's suites run against
+  // (__test__/support/peer-servers.mjs).
+  ['wt-server build (release)', 'cargo', ['build', '--release', '-p', 'wt-server', '--locked']],
   // The independent HTTP/3 client (hyperium h3) of __test__/h3-client.test.mjs.
   ['h3-client build (release)', 'cargo', ['build', '--release', '-p', 'h3-client', '--locked']],
-  // The Go peer clients of __test__/webtransport-go.test.mjs, one per pinned webtransport-go version.
-  ['webtransport-go clients build', 'bash', ['test-tools/webtransport-go/build.sh']],
+  // The Go peer clients of __test__/webtransport-go.test.mjs, one per pinned webtransport-go version,
+  // and the v0.12 peer server of __test__/support/peer-servers.mjs.
+  ['webtransport-go clients and server build', 'bash', ['test-tools/webtransport-go/build.sh']],
   // The test-only panic route, in a debug build of its own that __test__/fault-event.test.mjs loads
   // through NAPI_RS_NATIVE_LIBRARY_PATH.
   [
