@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use support::*;
-use webtransport_napi::core::webtransport::client::{Client, ClientConfig, SessionRequest};
+use webtransport_napi::core::webtransport::client::{Client, ClientConfig, SessionRequest, SharedClients};
+use webtransport_napi::core::ServerTrust;
 use webtransport_napi::core::{FlowLimits, Session, SessionEnd};
 
 async fn open(
@@ -33,7 +34,7 @@ async fn our_client_echoes_streams_and_datagrams_with_our_server() {
     bounded(async {
         let (client, session) = open(&server, ClientConfig::default(), "/echo").await;
         let session = session.expect("a session");
-        assert_eq!(session.request().protocol, "webtransport");
+        assert_eq!(session.request().protocol, "webtransport-h3", "our server speaks the current drafts");
 
         let (mut send, mut recv) = session.open_bi().await.unwrap();
         send.write(Bytes::from_static(b"over our own client")).await.unwrap();
@@ -129,6 +130,48 @@ async fn a_refused_session_reports_the_status() {
         let error = client.connect(server.addr, "localhost", request).await.unwrap_err();
         assert!(error.message.contains("403"), "{error:?}");
         client.close().await;
+    })
+    .await;
+    server.server.close(0, "", Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_clients_keep_one_endpoint_while_sessions_live_and_close_it_after_the_last() {
+    let server = start_server(Arc::new(Echo { headers: Vec::new() }), |_| {});
+    bounded(async {
+        let clients = SharedClients::new(ClientConfig::default());
+        let config = ClientConfig::default();
+        let trust = ServerTrust::Hashes(vec![server.cert_hash()]);
+        let request =
+            || SessionRequest { authority: server.authority(), path: "/echo".into(), ..SessionRequest::default() };
+        let first = clients.connect(None, &config, &trust, server.addr, "127.0.0.1", request()).await.unwrap();
+        let second = clients.connect(None, &config, &trust, server.addr, "127.0.0.1", request()).await.unwrap();
+        assert_eq!(clients.endpoints(), 1, "the two sessions share one endpoint");
+
+        let wrong = ServerTrust::Hashes(vec![[0u8; 32]]);
+        let refused = clients.connect(None, &config, &wrong, server.addr, "127.0.0.1", request()).await.unwrap_err();
+        assert!(refused.message.contains("matches none of serverCertificateHashes"), "{refused:?}");
+        assert_eq!(clients.endpoints(), 1, "a refused session leaves the endpoint to the others");
+
+        first.close(0, "");
+        first.closed().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(clients.endpoints(), 1, "one session is still open");
+        second.close(0, "");
+        second.closed().await;
+        for _ in 0..100 {
+            if clients.endpoints() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(clients.endpoints(), 0, "the endpoint closed with its last session");
+
+        // A new session makes a new endpoint.
+        let third = clients.connect(None, &config, &trust, server.addr, "127.0.0.1", request()).await.unwrap();
+        assert_eq!(clients.endpoints(), 1);
+        third.close(0, "");
+        third.closed().await;
     })
     .await;
     server.server.close(0, "", Duration::from_millis(200)).await;

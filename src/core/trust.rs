@@ -69,28 +69,18 @@ pub fn client_crypto(trust: &ServerTrust, refusal: &Refusal) -> Result<rustls::C
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::new(ErrorCode::InvalidOption, format!("tls setup failed: {e}")))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match trust {
-        ServerTrust::Roots(roots) => {
-            let webpki =
-                rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider)
-                    .build()
-                    .map_err(|e| Error::new(ErrorCode::InvalidOption, format!("cannot use the trusted roots: {e}")))?;
-            Arc::new(Explained { inner: webpki, refusal: refusal.clone() })
-        }
-        ServerTrust::Hashes(hashes) => {
-            Arc::new(CertificateHashes { hashes: hashes.clone(), provider, refusal: refusal.clone() })
-        }
+    let check = match trust {
+        ServerTrust::Roots(roots) => Check::Roots(
+            rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+                .build()
+                .map_err(|e| Error::new(ErrorCode::InvalidOption, format!("cannot use the trusted roots: {e}")))?,
+        ),
+        ServerTrust::Hashes(hashes) => Check::Hashes(hashes.clone()),
     };
+    let verifier = Arc::new(Verifier { check, provider, refusal: refusal.clone() });
     let mut config = builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
     config.alpn_protocols = vec![b"h3".to_vec()];
     Ok(config)
-}
-
-/// The Web PKI check, with its refusals put in words.
-#[derive(Debug)]
-struct Explained {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    refusal: Refusal,
 }
 
 fn explain(error: &rustls::Error, server_name: &ServerName<'_>) -> String {
@@ -119,43 +109,6 @@ fn explain(error: &rustls::Error, server_name: &ServerName<'_>) -> String {
     format!("the server's certificate for {name} is not trusted: {why}")
 }
 
-impl ServerCertVerifier for Explained {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now).inspect_err(|e| {
-            self.refusal.set(explain(e, server_name));
-        })
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
 /// Why a pinned certificate was refused; rustls carries the text into the handshake's error.
 #[derive(Debug)]
 struct Refused(String);
@@ -172,11 +125,18 @@ fn refuse(message: impl Into<String>) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(Refused(message.into())))))
 }
 
-/// The `serverCertificateHashes` verifier. The handshake's signature is still checked with the
-/// certificate's key, so a server must hold the key of the pinned certificate.
+/// How the server's certificate is judged: the Web PKI, or the pinned hashes.
 #[derive(Debug)]
-struct CertificateHashes {
-    hashes: Vec<[u8; 32]>,
+enum Check {
+    Roots(Arc<rustls::client::WebPkiServerVerifier>),
+    Hashes(Vec<[u8; 32]>),
+}
+
+/// Verifies under [`Check`] and puts a refusal in words. Either way the handshake's signature is
+/// checked with the certificate's key, so a server must hold the key of the certificate it shows.
+#[derive(Debug)]
+struct Verifier {
+    check: Check,
     provider: Arc<rustls::crypto::CryptoProvider>,
     refusal: Refusal,
 }
@@ -212,17 +172,27 @@ pub fn check_pinned_certificate(der: &[u8], now: SystemTime) -> std::result::Res
     Ok(())
 }
 
-impl ServerCertVerifier for CertificateHashes {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let hashes = match &self.check {
+            Check::Roots(webpki) => {
+                return webpki
+                    .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                    .inspect_err(|e| {
+                        self.refusal.set(explain(e, server_name));
+                    });
+            }
+            Check::Hashes(hashes) => hashes,
+        };
         let digest = ring::digest::digest(&ring::digest::SHA256, end_entity);
-        let verdict = if self.hashes.iter().any(|h| h.as_slice() == digest.as_ref()) {
+        let verdict = if hashes.iter().any(|h| h.as_slice() == digest.as_ref()) {
             check_pinned_certificate(end_entity, UNIX_EPOCH + Duration::from_secs(now.as_secs()))
         } else {
             let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();

@@ -166,6 +166,14 @@ impl TestServer {
         endpoint
     }
 
+    /// The server certificate's SHA-256, for `ServerTrust::Hashes`.
+    pub fn cert_hash(&self) -> [u8; 32] {
+        let digest = ring::digest::digest(&ring::digest::SHA256, &self.cert_der);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        out
+    }
+
     pub async fn connect(&self) -> quinn::Connection {
         self.client_endpoint().connect(self.addr, "localhost").unwrap().await.unwrap()
     }

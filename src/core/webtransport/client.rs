@@ -232,7 +232,9 @@ impl Client {
         if !wire::supports_webtransport(&peer) || !peer.supports_datagrams() {
             return Err(Error::new(ErrorCode::SessionClosed, "the server does not offer WebTransport"));
         }
-        let token = if wire::speaks_legacy_webtransport(&peer) { "webtransport" } else { "webtransport-h3" };
+        // A server that speaks the current drafts gets their token, even when it also announces
+        // the old form for browsers; one that speaks only the old form gets the old token.
+        let token = if wire::speaks_current_webtransport(&peer) { "webtransport-h3" } else { "webtransport" };
         let (mut send, recv) =
             h3.conn.open_bi().await.map_err(|e| connect_error(format!("cannot open the CONNECT stream: {e}")))?;
         let id = u64::from(send.id());

@@ -125,6 +125,12 @@ pub fn speaks_legacy_webtransport(settings: &PeerSettings) -> bool {
         || settings.get(setting::WEBTRANSPORT_MAX_SESSIONS_DRAFT07).is_some_and(|n| n > 0)
 }
 
+/// Whether a peer announced WebTransport in the current drafts' form (draft-15 on: WT_ENABLED or
+/// WT_MAX_SESSIONS), whose sessions a client opens with the `webtransport-h3` token.
+pub fn speaks_current_webtransport(settings: &PeerSettings) -> bool {
+    settings.get(setting::WT_ENABLED) == Some(1) || settings.get(setting::WT_MAX_SESSIONS).is_some_and(|n| n > 0)
+}
+
 /// A capsule read from a CONNECT stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Capsule {
