@@ -284,31 +284,35 @@ export interface FlowControlStats {
   creditCapsulesSent: number
 }
 
-/** The server's side of a WebTransport session, in the W3C WebTransport shape. */
-export class WebTransportSession {
-  private constructor()
-  readonly request: WebTransportRequest
+/**
+ * The W3C WebTransport members a session has whichever end opened it: the server's
+ * {@link WebTransportSession} and the client's {@link WebTransport} (the same JS and native
+ * objects underneath).
+ */
+export interface WebTransportSessionMembers {
   /** Negotiated subprotocol, '' when none. */
   readonly protocol: string
   readonly ready: Promise<void>
   /** Resolves when either side closes (with the code and reason); rejects when the session is lost. */
   readonly closed: Promise<SessionCloseInfo>
   /**
-   * Resolves when the session starts draining: `drain()`, the client's DRAIN_WEBTRANSPORT_SESSION,
-   * or `server.close()`; or when the session ends.
+   * Resolves when the session starts draining (DRAIN_WEBTRANSPORT_SESSION sent or received, or
+   * the server closing), or when the session ends.
    */
   readonly draining: Promise<void>
+  /** The peer's bidirectional streams. */
   readonly incomingBidirectionalStreams: ReadableStream<BidirectionalStream>
+  /** The peer's unidirectional streams. */
   readonly incomingUnidirectionalStreams: ReadableStream<WebTransportReceiveStream>
   readonly datagrams: DatagramDuplexStream
-  /** Opens a bidirectional stream to the client; a bad `sendOrder` rejects with a TypeError (WT_ERR_INVALID_OPTION). */
+  /** Opens a bidirectional stream to the peer; a bad `sendOrder` rejects with a TypeError (WT_ERR_INVALID_OPTION). */
   createBidirectionalStream(options?: WebTransportSendStreamOptions): Promise<BidirectionalStream>
-  /** Opens a unidirectional stream to the client; a bad `sendOrder` rejects with a TypeError (WT_ERR_INVALID_OPTION). */
+  /** Opens a unidirectional stream to the peer; a bad `sendOrder` rejects with a TypeError (WT_ERR_INVALID_OPTION). */
   createUnidirectionalStream(options?: WebTransportSendStreamOptions): Promise<WebTransportSendStream>
   /**
    * W3C exportKeyingMaterial: `length` bytes of keying material from the connection's TLS
    * exporter for this session, as draft-ietf-webtrans-http3 §4.8 defines it (TLS label
-   * "EXPORTER-WebTransport", context: this session's id, `label` and `context`), so the client
+   * "EXPORTER-WebTransport", context: this session's id, `label` and `context`), so the peer
    * derives the same bytes from the same arguments and no other session gets them.
    * @param label at most 255 bytes (an ArrayBuffer or any view of one).
    * @param context at most 255 bytes; omitted means empty, as the draft says.
@@ -317,15 +321,22 @@ export class WebTransportSession {
    * WT_ERR_SESSION_CLOSED once the session has ended.
    */
   exportKeyingMaterial(label: ArrayBuffer | ArrayBufferView, context?: ArrayBuffer | ArrayBufferView, length?: number): Promise<Uint8Array>
-  /** Sends CLOSE_WEBTRANSPORT_SESSION and ends the session's streams. */
+  /** Sends CLOSE_WEBTRANSPORT_SESSION and ends the session's streams. Idempotent. */
   close(closeInfo?: CloseInfo): void
+  getStats(): Promise<SessionStats>
+}
+
+export interface WebTransportSession extends WebTransportSessionMembers {}
+/** The server's side of a WebTransport session, in the W3C WebTransport shape. */
+export class WebTransportSession {
+  private constructor()
+  readonly request: WebTransportRequest
   /**
    * Asks the client to end this session soon (DRAIN_WEBTRANSPORT_SESSION; a browser's
    * `wt.draining` resolves) and resolves this side's `draining`. Streams and datagrams keep
    * working until one side closes. Idempotent; does nothing once the session has ended.
    */
   drain(): void
-  getStats(): Promise<SessionStats>
 }
 
 /** W3C WebTransportHash: a certificate's hash for `serverCertificateHashes`. */
@@ -365,6 +376,7 @@ export interface WebTransportOptions {
   localPort?: number
 }
 
+export interface WebTransport extends WebTransportSessionMembers {}
 /**
  * W3C WebTransport, for Node: a session this process opens to a WebTransport server, with the
  * same streams as the server's sessions. Each session has its own QUIC connection; all share one
@@ -381,31 +393,14 @@ export class WebTransport {
    * Resolves once the server accepted the session. Rejects with a WebTransportError (source
    * 'session') saying why it did not: WT_ERR_HANDSHAKE_FAILED (unreachable, or a certificate not
    * trusted: the message says which rule failed), WT_ERR_SESSION_REFUSED (with `status`), or
-   * `close()` before it was ready. Never an unhandled rejection when nobody listens.
+   * `close()` before it was ready. Never an unhandled rejection when nobody listens; `closed`
+   * rejects with the same error. Stream openings wait for it; `protocol` is '' and
+   * `datagrams.maxDatagramSize` 0 until then.
    */
   readonly ready: Promise<void>
-  /** Resolves with the close code and reason when either side closes; rejects as `ready` did, or when the session is lost. */
-  readonly closed: Promise<SessionCloseInfo>
-  /** Resolves when the server asks to drain the session (DRAIN_WEBTRANSPORT_SESSION), or when it ends. */
-  readonly draining: Promise<void>
-  /** The subprotocol the server chose among `protocols`; '' when none (or before `ready`). */
-  readonly protocol: string
   /** 'pending' until `ready`, then 'supports-unreliable'. */
   readonly reliability: 'pending' | 'reliable-only' | 'supports-unreliable'
   readonly congestionControl: 'default' | 'throughput' | 'low-latency'
-  readonly incomingBidirectionalStreams: ReadableStream<BidirectionalStream>
-  readonly incomingUnidirectionalStreams: ReadableStream<WebTransportReceiveStream>
-  /** Datagrams; writes before `ready` wait for it. `maxDatagramSize` is 0 until then. */
-  readonly datagrams: DatagramDuplexStream
-  /** Opens a bidirectional stream (after `ready`); a bad `sendOrder` rejects with a TypeError. */
-  createBidirectionalStream(options?: WebTransportSendStreamOptions): Promise<BidirectionalStream>
-  /** Opens a unidirectional stream (after `ready`). */
-  createUnidirectionalStream(options?: WebTransportSendStreamOptions): Promise<WebTransportSendStream>
-  /** As {@link WebTransportSession.exportKeyingMaterial}: the server derives the same bytes. */
-  exportKeyingMaterial(label: ArrayBuffer | ArrayBufferView, context?: ArrayBuffer | ArrayBufferView, length?: number): Promise<Uint8Array>
-  /** Closes the session (CLOSE_WEBTRANSPORT_SESSION); before `ready`, gives up opening it. Idempotent. */
-  close(closeInfo?: CloseInfo): void
-  getStats(): Promise<SessionStats>
 }
 
 export interface AddressInfo {
