@@ -36,7 +36,8 @@
 //   full the oldest queued one is dropped, silently. So this client writes a batch of 64 per turn
 //   of the event loop and counts as sent what it wrote; what its own QUIC dropped counts as lost.
 //   `sendBufferFull` is null; `packetsSent` (QUIC packets the client sent in the run, each
-//   datagram needs one of its own at 1000 bytes) bounds what can have left.
+//   datagram needs one of its own at 1000 bytes) bounds what can have left, and
+//   `clientSendDroppedAtLeast` (written minus packets sent) is what its QUIC dropped at least.
 // - dgram: received datagrams are counted from `getStats().datagrams` (`received`, which
 //   includes those the session's queue dropped before the reader took them, `droppedIncoming`),
 //   as wt-load counts what reached its QUIC; a datagram for another session cannot reach this
@@ -529,6 +530,7 @@ async function dgram() {
     const arrived = stats.datagrams.received - statsBefore.datagrams.received
     const droppedIncoming = stats.datagrams.droppedIncoming - statsBefore.datagrams.droppedIncoming
     const { echoed, duplicates, bad } = tally
+    const packetsSent = stats.packetsSent - statsBefore.packetsSent
     const secs = sendTime / 1000
     const returned = Math.max(arrived, echoed)
     const loss = sent > 0 ? (100 * Math.max(0, sent - returned)) / sent : 0
@@ -547,7 +549,10 @@ async function dgram() {
       .with('clientDropped', droppedIncoming)
       .with('clientSocketDrops', socketDrops)
       .with('packetsLost', stats.packetsLost - statsBefore.packetsLost)
-      .with('packetsSent', stats.packetsSent - statsBefore.packetsSent)
+      .with('packetsSent', packetsSent)
+      // Each 1000-byte datagram needs a packet of its own: what was written beyond the packets
+      // sent was dropped by this client's own QUIC (its send buffer full), at least.
+      .with('clientSendDroppedAtLeast', Math.max(0, sent - packetsSent))
       .require(bad === null, () => bad)
       .require(sent > 0, () => 'no datagram could be sent')
       .require(echoed > 0, () => `none of ${sent} datagrams came back`)
