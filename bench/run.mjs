@@ -14,12 +14,23 @@
 // (/proc/net/udp) too. Prints a Markdown table plus the ratios of (a) and (b) to (c), and writes
 // everything to bench/results.json.
 //
+// Two clients load the echo servers: `wt-load` (bench/load, the wtransport crate), for every
+// server and the table above, and `node` (bench/node-load.mjs, the same modes on this package's
+// own W3C `WebTransport` client), for js, core and wtransport (smoke: js and wtransport). Each
+// (server, mode) pair runs once per client per repetition, back to back on fresh servers warmed
+// up alike (by wt-load), and a second table sets the node client beside wt-load per server with
+// their ratio, paired per repetition.
+//
 // Options:
 //   --smoke          short runs (a few seconds per mode and server), one repetition, no
 //                    results.json unless --out is given; for `npm test`
 //   --reps N         repetitions (default 3, smoke 1)
 //   --modes a,b      only these modes (bulk, rr, dgram, dgram10k, sessions, sessions10k, http)
 //   --servers a,b    only these servers (js, js-loop, core, wtransport; fetch-h3, fetch-h2 for http)
+//   --clients a,b    load the echo servers with these clients (wt-load, node; default both):
+//                    wt-load runs every echo server, node the servers named by --servers, else
+//                    js, core, wtransport (smoke: js, wtransport); neither runs the http mode
+//                    (h3-client does), node skips sessions10k
 //   --dgram-rate R   also run dgram at a fixed R/s (loss at the same offered rate for every server)
 //   --big            also hold 10,000 sessions per server once (sessions10k; ~20-40 s each)
 //   --client-threads N  worker threads of the load generator (default 1)
@@ -173,6 +184,22 @@ if (flag('--big')) {
 }
 const onlyModes = option('--modes')?.split(',')
 const onlyServers = option('--servers')?.split(',')
+const CLIENTS = ['wt-load', 'node']
+const clients = option('--clients')?.split(',') ?? CLIENTS
+for (const c of clients) if (!CLIENTS.includes(c)) throw new Error(`unknown client ${c} (${CLIENTS.join(', ')})`)
+// The node client: the modes it has (wt-load's but the 10,000-session hold), and the servers it
+// loads unless --servers names them: ours (the JS echo users write, the core echo without napi)
+// and the wtransport baseline; the smoke keeps one of ours and the baseline.
+const NODE_MODES = ['bulk', 'rr', 'dgram', 'dgram10k', 'dgramRate', 'sessions']
+const NODE_SERVERS = onlyServers ?? (smoke ? ['js', 'wtransport'] : ['js', 'core', 'wtransport'])
+/**
+ * The clients that load server `def` in mode `modeName`: the http servers have h3-client
+ * (`def.client`), the echo servers wt-load and the node client as selected.
+ */
+function clientsFor(def, modeName) {
+  if (def.client) return ['h3-client']
+  return clients.filter((c) => c === 'wt-load' || (NODE_MODES.includes(modeName) && NODE_SERVERS.includes(def.name)))
+}
 const modeNames = Object.keys(MODES).filter((m) => !onlyModes || onlyModes.includes(m))
 const servers = SERVERS.filter((s) => !onlyServers || onlyServers.includes(s.name))
 for (const m of onlyModes ?? []) if (!MODES[m]) throw new Error(`unknown mode ${m} (${Object.keys(MODES).join(', ')})`)
@@ -326,18 +353,21 @@ async function stopServer(server) {
 }
 
 /**
- * Runs the server's load generator once (wt-load; h3-client over the server's `client`
- * protocol); resolves with its JSON report (a failure report when it breaks).
+ * Runs a load generator once against the server (`loader` wt-load, or node for
+ * bench/node-load.mjs; h3-client over the server's `client` protocol for the http servers);
+ * resolves with its JSON report (a failure report when it breaks).
  */
-function runLoad(def, port, mode, onReady) {
+function runLoad(def, port, mode, onReady, loader = 'wt-load') {
   const url = def.client ? `https://127.0.0.1:${port}/` : `https://127.0.0.1:${port}/echo`
   const args = ['--url', url, '--cert-hash', certHash, '--timeout-ms', String(mode.timeoutMs)]
-  args.push('--threads', String(clientThreads))
+  // The node client has no runtime of its own to size: it runs on Node's thread and the addon's.
+  if (loader !== 'node') args.push('--threads', String(clientThreads))
   if (def.client) args.push('--transport', def.client)
   args.push(...mode.args)
   if (mode.hold) args.push('--wait-stdin', '--hold-ms', String(mode.timeoutMs))
-  const client = def.client ? 'h3-client' : 'wt-load'
-  const child = track(spawn(bin(client), args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] }))
+  const client = def.client ? 'h3-client' : loader === 'node' ? 'node-load' : 'wt-load'
+  const [cmd, cmdArgs] = client === 'node-load' ? [process.execPath, [path.join(here, 'node-load.mjs'), ...args]] : [bin(client), args]
+  const child = track(spawn(cmd, cmdArgs, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] }))
   child.stdin.on('error', () => {})
   let stdout = ''
   let stderr = ''
@@ -372,9 +402,9 @@ function runLoad(def, port, mode, onReady) {
 // ---------------------------------------------------------------------------------------------
 // One run: a fresh server, a settle, samples around the load.
 
-async function runOnce(def, modeName, rep) {
+async function runOnce(def, modeName, rep, client) {
   const mode = MODES[modeName]
-  const record = { server: def.name, mode: modeName, rep }
+  const record = { server: def.name, mode: modeName, rep, client }
   const result = {}
   let server
   try {
@@ -399,11 +429,17 @@ async function runOnce(def, modeName, rep) {
     const runnerBefore = process.cpuUsage()
     const loadStarted = Date.now()
     let held = null
-    const report = await runLoad(def, server.port, mode, async (ready) => {
-      // Let the server finish what the handshakes started, then sample it with everything open.
-      await sleep(500)
-      held = { ...sample(server.pid, server.port), sessions: ready.sessions }
-    })
+    const report = await runLoad(
+      def,
+      server.port,
+      mode,
+      async (ready) => {
+        // Let the server finish what the handshakes started, then sample it with everything open.
+        await sleep(500)
+        held = { ...sample(server.pid, server.port), sessions: ready.sessions }
+      },
+      client,
+    )
     const after = sample(server.pid, server.port)
     const loadSeconds = (Date.now() - loadStarted) / 1000
     const runnerCpu = process.cpuUsage(runnerBefore)
@@ -474,7 +510,10 @@ for (let rep = 1; rep <= reps; rep++) {
       const def = servers[(i + rep - 1) % servers.length]
       const mode = MODES[modeName]
       if ((!def.modes || def.modes.includes(modeName)) && (!mode.servers || mode.servers.includes(def.name))) {
-        plan.push([def, modeName, rep])
+        // The clients of one server run back to back (their ratio is paired within the
+        // repetition), in an order that rotates too.
+        const mine = clientsFor(def, modeName)
+        for (let j = 0; j < mine.length; j++) plan.push([def, modeName, rep, mine[(j + rep - 1) % mine.length]])
       }
     }
   }
@@ -487,15 +526,18 @@ for (let rep = 1; rep <= reps; rep++) {
   if (idleCores > 0.25) log(`bench: warning: other processes are using ${idleCores.toFixed(2)} cores: they will disturb the figures`)
 }
 log(`bench: ${plan.length} runs (${reps} repetition${reps === 1 ? '' : 's'}${smoke ? ', smoke' : ''}), cert ${certHash.slice(0, 16)}...`)
-// A server that cannot start or be reached is not tried again: its other runs fail at once.
+// A server that cannot start is not tried again, nor one that a client could not reach by that
+// client: their other runs fail at once.
 const unreachable = new Map()
-for (const [i, [def, modeName, rep]] of plan.entries()) {
+for (const [i, [def, modeName, rep, client]] of plan.entries()) {
   const t = Date.now()
-  const result = unreachable.has(def.name)
-    ? { server: def.name, mode: modeName, rep, ok: false, error: `skipped: ${unreachable.get(def.name)}` }
-    : await runOnce(def, modeName, rep)
-  if (!result.ok && !unreachable.has(def.name) && (result.startFailed || /^connect: /.test(result.error ?? ''))) {
-    unreachable.set(def.name, `${def.name} was unreachable earlier (${result.error})`)
+  const skip = unreachable.get(def.name) ?? unreachable.get(`${def.name} ${client}`)
+  const result = skip
+    ? { server: def.name, mode: modeName, rep, client, ok: false, error: `skipped: ${skip}` }
+    : await runOnce(def, modeName, rep, client)
+  if (!result.ok && !skip && (result.startFailed || /^connect: /.test(result.error ?? ''))) {
+    const key = result.startFailed ? def.name : `${def.name} ${client}`
+    unreachable.set(key, `${def.name} was unreachable earlier${result.startFailed ? '' : ` by ${client}`} (${result.error})`)
   }
   result.wallSeconds = round((Date.now() - t) / 1000, 2)
   runs.push(result)
@@ -503,7 +545,8 @@ for (const [i, [def, modeName, rep]] of plan.entries()) {
   const noise =
     (typeof result.otherCores === 'number' ? `, other processes ${result.otherCores} cores` : '') +
     (result.waitedForQuietSeconds ? `, waited ${result.waitedForQuietSeconds} s for quiet` : '')
-  log(`[${i + 1}/${plan.length}] ${modeName} ${def.name} #${rep}: ${brief} (${result.wallSeconds} s${noise})`)
+  const by = client === 'node' ? ' (node client)' : ''
+  log(`[${i + 1}/${plan.length}] ${modeName} ${def.name}${by} #${rep}: ${brief} (${result.wallSeconds} s${noise})`)
 }
 
 function headline(r) {
@@ -563,11 +606,20 @@ const METRICS = {
   // CPU per request, server and client: which side a protocol's cost lands on.
   httpServerCpuUsPerRequest: ['http', (r) => (r.serverCpuSeconds / r.report.completed) * 1e6],
   httpClientCpuUsPerRequest: ['http', (r) => (r.report.clientCpuSeconds / r.report.completed) * 1e6],
+  // The client's CPU over the same work (wt-load: its whole process; the node client: its measured
+  // pass, without Node's start): bulk and rr are fixed work, and so is dgram10k (its rate).
+  bulkClientCpuS: ['bulk', (r) => clientCpu(r)],
+  rrClientCpuS: ['rr', (r) => clientCpu(r)],
+  dgramClientCpuS: ['dgram', (r) => clientCpu(r)],
+  dgram10kClientCpuS: ['dgram10k', (r) => clientCpu(r)],
+  sessionsClientCpuS: ['sessions', (r) => clientCpu(r)],
+}
+function clientCpu(r) {
+  return r.report.measuredCpuSeconds ?? r.report.clientCpuSeconds
 }
 
-const summary = {}
-for (const def of servers) {
-  const mine = runs.filter((r) => r.server === def.name)
+/** Medians of every metric over the passing runs of `mine` (one server's, by one client). */
+function summarize(def, mine) {
   const s = { label: def.label }
   for (const [key, [mode, pick]] of Object.entries(METRICS)) {
     s[key] = median(mine.filter((r) => r.mode === mode && r.ok).map(pick))
@@ -575,7 +627,17 @@ for (const def of servers) {
   // Idle: a freshly started server, before any client (every run starts one).
   s.idleRssMb = median(mine.map((r) => (r.fresh ?? r.before)?.rssKb / 1024))
   s.failedRuns = mine.filter((r) => !r.ok).length
-  summary[def.name] = s
+  return s
+}
+
+// The first table's and the ratios': wt-load's runs (h3-client's for http), as before the node
+// client; the node client's are summarised apart (nodeSummary) and compared per server.
+const summary = {}
+const nodeSummary = {}
+for (const def of servers) {
+  summary[def.name] = summarize(def, runs.filter((r) => r.server === def.name && r.client !== 'node'))
+  const node = runs.filter((r) => r.server === def.name && r.client === 'node')
+  if (node.length) nodeSummary[def.name] = summarize(def, node)
 }
 
 const RATIO_KEYS = [
@@ -609,13 +671,42 @@ for (const [name, num, den, keys] of [
     } else {
       const [mode, pick] = METRICS[key]
       for (let rep = 1; rep <= reps; rep++) {
-        const a = runs.find((r) => r.server === num && r.mode === mode && r.rep === rep && r.ok)
-        const b = runs.find((r) => r.server === den && r.mode === mode && r.rep === rep && r.ok)
+        const a = runs.find((r) => r.server === num && r.client !== 'node' && r.mode === mode && r.rep === rep && r.ok)
+        const b = runs.find((r) => r.server === den && r.client !== 'node' && r.mode === mode && r.rep === rep && r.ok)
         if (a && b && pick(b)) per.push(pick(a) / pick(b))
       }
     }
     const m = median(per)
     ratios[name][key] = m === null ? null : round(m, 2)
+  }
+}
+// The node client against wt-load on the same server, paired within each repetition (the two
+// ran back to back, on fresh servers warmed up alike).
+const CLIENT_RATIO_KEYS = [
+  'bulkMBps',
+  'rrStreamsPerSec',
+  'rrP99Ms',
+  'dgramEchoPerSec',
+  'sessionsReadyMs',
+  'bulkClientCpuS',
+  'rrClientCpuS',
+  'dgram10kClientCpuS',
+  'bulkCpuS',
+  'rrCpuS',
+]
+const clientRatios = {}
+for (const name of Object.keys(nodeSummary)) {
+  const r = (clientRatios[name] = {})
+  for (const key of CLIENT_RATIO_KEYS) {
+    const [mode, pick] = METRICS[key]
+    const per = []
+    for (let rep = 1; rep <= reps; rep++) {
+      const a = runs.find((x) => x.server === name && x.client === 'node' && x.mode === mode && x.rep === rep && x.ok)
+      const b = runs.find((x) => x.server === name && x.client === 'wt-load' && x.mode === mode && x.rep === rep && x.ok)
+      if (a && b && pick(b)) per.push(pick(a) / pick(b))
+    }
+    const m = median(per)
+    r[key] = m === null ? null : round(m, 2)
   }
 }
 
@@ -636,7 +727,7 @@ const header = [
   'CPU s bulk / rr / dgram',
 ]
 // The echo table has the servers that ran an echo mode; the http mode has a table of its own.
-const ran = (def, test) => runs.some((r) => r.server === def.name && test(r.mode))
+const ran = (def, test) => runs.some((r) => r.server === def.name && r.client !== 'node' && test(r.mode))
 const echoServers = servers.filter((def) => ran(def, (m) => m !== 'http'))
 const httpServers = servers.filter((def) => ran(def, (m) => m === 'http'))
 const rows = echoServers.map((def) => {
@@ -698,7 +789,52 @@ if (httpRatio) {
   ])
 }
 const httpTable = httpServers.length ? markdown(httpHeader, httpRows) : null
-const table = [echoTable, httpTable].filter(Boolean).join('\n\n')
+
+// The clients: per server the node client loaded, wt-load's row, the node client's, their ratio.
+const clientHeader = [
+  'server',
+  'client',
+  'bulk MB/s',
+  'rr streams/s (p99 ms)',
+  'dgram echo/s (loss %)',
+  'loss at 10k/s',
+  sessionsHeader,
+  'client CPU s bulk / rr / 10k',
+  'server CPU s bulk / rr',
+]
+const clientRows = []
+for (const def of servers.filter((d) => nodeSummary[d.name])) {
+  for (const [client, s] of [
+    ['wt-load', summary[def.name]],
+    ['node', nodeSummary[def.name]],
+  ]) {
+    clientRows.push([
+      def.label,
+      client + (s.failedRuns ? ` (${s.failedRuns} failed)` : ''),
+      fmt(s.bulkMBps, 1),
+      `${fmt(s.rrStreamsPerSec)} (${fmt(s.rrP99Ms, 2)})`,
+      `${fmt(s.dgramEchoPerSec)} (${fmt(s.dgramLossPercent, 1)} %)`,
+      `${fmt(s.dgram10kLossPercent, 2)} %`,
+      `${fmt(s.sessionsReadyMs)} ms`,
+      `${fmt(s.bulkClientCpuS, 2)} / ${fmt(s.rrClientCpuS, 2)} / ${fmt(s.dgram10kClientCpuS, 2)}`,
+      `${fmt(s.bulkCpuS, 2)} / ${fmt(s.rrCpuS, 2)}`,
+    ])
+  }
+  const r = clientRatios[def.name]
+  clientRows.push([
+    def.label,
+    'ratio node / wt-load',
+    x(r.bulkMBps),
+    `${x(r.rrStreamsPerSec)} (${x(r.rrP99Ms)})`,
+    x(r.dgramEchoPerSec),
+    '',
+    x(r.sessionsReadyMs),
+    `${x(r.bulkClientCpuS)} / ${x(r.rrClientCpuS)} / ${x(r.dgram10kClientCpuS)}`,
+    `${x(r.bulkCpuS)} / ${x(r.rrCpuS)}`,
+  ])
+}
+const clientTable = clientRows.length ? markdown(clientHeader, clientRows) : null
+const table = [echoTable, httpTable, clientTable].filter(Boolean).join('\n\n')
 
 const durationSeconds = round((Date.now() - started) / 1000, 1)
 const noise = runs.map((r) => r.otherCores).filter((x) => typeof x === 'number')
@@ -722,6 +858,8 @@ if (dgramRate) {
   for (const def of servers) {
     const s = summary[def.name]
     console.log(`  ${def.label}: ${fmt(s.dgramRateEchoPerSec)} echoed/s, loss ${fmt(s.dgramRateLossPercent, 2)} %`)
+    const n = nodeSummary[def.name]
+    if (n) console.log(`  ${def.label}, node client: ${fmt(n.dgramRateEchoPerSec)} echoed/s, loss ${fmt(n.dgramRateLossPercent, 2)} %`)
   }
 }
 if (flag('--big') && servers.some((d) => summary[d.name].sessions10kOpened !== null)) {
@@ -756,8 +894,11 @@ if (out) {
     machine,
     modes: Object.fromEntries(modeNames.map((m) => [m, MODES[m].args.join(' ')])),
     servers: Object.fromEntries(servers.map((d) => [d.name, d.label])),
+    clients,
     summary,
     ratios,
+    // The node client (bench/node-load.mjs): its medians per server, and node / wt-load per server.
+    nodeClient: Object.keys(nodeSummary).length ? { summary: nodeSummary, ratios: clientRatios } : null,
     table,
     runs,
   }
