@@ -11,12 +11,15 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** Opens client sessions for one JS environment, whose hub settles their waits. */
 export declare class NativeConnector {
+  /** `on_ready` receives the finished waits of this connector's sessions and streams. */
+  constructor(onReady: ReadyCallback)
+  /** Whether `loadRoots` has been called. */
+  hasRoots(): boolean
   /**
-   * `on_ready` receives the finished waits of this connector's sessions and streams;
-   * `default_roots` are PEM certificates trusted by default (Node's, and the system's). One
-   * that cannot be used as a root is left out rather than failing every connection.
+   * The PEM certificates trusted by default (Node's, and the system's). One that cannot be
+   * used as a root is left out rather than failing every connection.
    */
-  constructor(onReady: ReadyCallback, defaultRoots: Array<string>)
+  loadRoots(defaultRoots: Array<string>): void
   /**
    * Opens a session; rejects with WT_ERR_HANDSHAKE_FAILED (unreachable, untrusted),
    * WT_ERR_SESSION_REFUSED (a status other than 2xx) or WT_ERR_INVALID_OPTION.

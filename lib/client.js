@@ -46,7 +46,7 @@ function defaultRoots() {
 function connector() {
   if (shared === null) {
     const hub = new ReadyHub()
-    shared = { hub, native: new native.NativeConnector((events) => hub.deliver(events), defaultRoots()) }
+    shared = { hub, native: new native.NativeConnector((events) => hub.deliver(events)) }
   }
   return shared
 }
@@ -217,6 +217,8 @@ class WebTransport extends SessionBase {
     const congestionControl = congestionOption(options.congestionControl)
 
     const { hub, native: nativeConnector } = connector()
+    // The roots are read on first need: a process that only pins hashes never pays the ~100 ms.
+    if (certificateHashes.length === 0 && !nativeConnector.hasRoots()) nativeConnector.loadRoots(defaultRoots())
     let cancel
     const cancelled = new Promise((resolve) => (cancel = resolve))
     let settle

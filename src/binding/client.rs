@@ -4,7 +4,7 @@
 //! address (`SharedClients`), closed when its last session ends.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use napi_derive::napi;
 use rustls::RootCertStore;
@@ -71,22 +71,35 @@ fn hash(hex: &str) -> napi::Result<[u8; 32]> {
 #[napi]
 pub struct NativeConnector {
     hub: Arc<Hub>,
-    /// The roots certificates are checked against unless hashes are pinned.
-    roots: Arc<RootCertStore>,
+    /// The roots certificates are checked against unless hashes are pinned; loaded by JS before
+    /// the first session that needs them (reading Node's and the system's stores takes ~100 ms,
+    /// which a process that only pins hashes never pays).
+    roots: Mutex<Option<Arc<RootCertStore>>>,
 }
 
 #[napi]
 impl NativeConnector {
-    /// `on_ready` receives the finished waits of this connector's sessions and streams;
-    /// `default_roots` are PEM certificates trusted by default (Node's, and the system's). One
-    /// that cannot be used as a root is left out rather than failing every connection.
+    /// `on_ready` receives the finished waits of this connector's sessions and streams.
     #[napi(constructor, catch_unwind)]
-    pub fn new(on_ready: ReadyCallback, default_roots: Vec<String>) -> Self {
+    pub fn new(on_ready: ReadyCallback) -> Self {
+        Self { hub: Hub::new(on_ready), roots: Mutex::new(None) }
+    }
+
+    /// Whether `loadRoots` has been called.
+    #[napi(catch_unwind)]
+    pub fn has_roots(&self) -> bool {
+        self.roots.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// The PEM certificates trusted by default (Node's, and the system's). One that cannot be
+    /// used as a root is left out rather than failing every connection.
+    #[napi(catch_unwind)]
+    pub fn load_roots(&self, default_roots: Vec<String>) {
         let mut roots = RootCertStore::empty();
         for pem in default_roots {
             let _ = add_pem_roots(&mut roots, pem.as_bytes());
         }
-        Self { hub: Hub::new(on_ready), roots: Arc::new(roots) }
+        *self.roots.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(roots));
     }
 
     /// Opens a session; rejects with WT_ERR_HANDSHAKE_FAILED (unreachable, untrusted),
@@ -104,7 +117,8 @@ impl NativeConnector {
             None => None,
         };
         let trust = if options.certificate_hashes.is_empty() {
-            let mut roots = (*self.roots).clone();
+            let loaded = self.roots.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mut roots = loaded.map(|roots| (*roots).clone()).unwrap_or_else(RootCertStore::empty);
             for pem in &options.ca {
                 add_pem_roots(&mut roots, pem.as_bytes()).map_err(to_js)?;
             }

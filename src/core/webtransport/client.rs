@@ -26,6 +26,9 @@ use crate::core::h3::qpack;
 use crate::core::h3::request::RequestInfo;
 use crate::core::trust::{client_crypto, Refusal, ServerTrust};
 
+/// Requested UDP receive buffer of a client endpoint, in bytes.
+const CLIENT_SOCKET_BUFFER: usize = 512 << 10;
+
 /// How a client's sessions behave.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -145,6 +148,10 @@ impl Client {
                 std::net::UdpSocket::bind(any).map_err(|e| bind_error(any, e))
             })?,
         };
+        // As the server's (ServerConfig::socket_buffer): the default 208 KiB dropped hundreds of
+        // packets in a burst of 200 handshakes, each costing its session a 1 s retransmit timer.
+        // Best effort: a kernel that caps the size still gives a working socket.
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(CLIENT_SOCKET_BUFFER);
         let runtime = quinn::default_runtime()
             .ok_or_else(|| Error::new(ErrorCode::Bind, "no async runtime to run the client endpoint on"))?;
         let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
