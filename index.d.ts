@@ -247,6 +247,8 @@ export interface DatagramDuplexStream {
 export interface SessionStats {
   /** Smoothed round-trip time, milliseconds. */
   rtt: number
+  /** The same as `rtt`, under its W3C WebTransportConnectionStats name. */
+  smoothedRtt: number
   /** Smallest round-trip time seen, milliseconds. */
   minRtt: number
   /** Congestion window, bytes. */

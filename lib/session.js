@@ -322,6 +322,8 @@ class SessionBase {
     const s = native.stats()
     return {
       rtt: s.rtt,
+      // The W3C WebTransportConnectionStats name of the same figure, for browser code.
+      smoothedRtt: s.rtt,
       minRtt: s.minRtt,
       congestionWindow: s.congestionWindow,
       bytesSent: s.bytesSent,
