@@ -219,15 +219,19 @@ class WebTransport extends SessionBase {
     const { hub, native: nativeConnector } = connector()
     // The roots are read on first need: a process that only pins hashes never pays the ~100 ms.
     if (certificateHashes.length === 0 && !nativeConnector.hasRoots()) nativeConnector.loadRoots(defaultRoots())
-    let cancel
-    const cancelled = new Promise((resolve) => (cancel = resolve))
     let settle
     const opened = quiet(
       new Promise((resolve, reject) => {
         settle = { resolve, reject }
       }),
     )
-    const link = new SessionLink(hub, null, opened, (closeInfo) => cancel(closeInfo))
+    // The close info of a close() made before the session was ready. Set at once, not in a later
+    // microtask, so that a connection finishing in between still sees it.
+    let gaveUp = null
+    const link = new SessionLink(hub, null, opened, (closeInfo) => {
+      gaveUp = closeInfo
+      settle.reject(new WebTransportError('close() was called before the session was ready', { source: 'session' }))
+    })
     super(link)
     this.#congestionControl = congestionControl
     /** Resolves once the server accepted the session; rejects with a WebTransportError saying why it did not. */
@@ -250,16 +254,11 @@ class WebTransport extends SessionBase {
         congestionControl: CONGESTION[congestionControl],
       }),
     )
-    let gaveUp = false
-    cancelled.then(() => {
-      gaveUp = true
-      settle.reject(new WebTransportError('close() was called before the session was ready', { source: 'session' }))
-    })
     connecting.then(
       (session) => {
         if (gaveUp) {
           // The caller has moved on: end the session it no longer wants, with its close info.
-          cancelled.then(({ closeCode, reason }) => session.close(closeCode, reason))
+          session.close(gaveUp.closeCode, gaveUp.reason)
           return
         }
         link.open(session)
