@@ -57,6 +57,8 @@ const steps = [
   ['cargo fmt', 'cargo', ['fmt', '--all', '--check']],
   ['clippy (binding + core)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--all-targets', '--locked', '--', '-D', 'warnings']],
   ['clippy (core alone)', 'cargo', ['clippy', '-p', 'webtransport-napi', '--no-default-features', '--features', 'fault-injection', '--all-targets', '--locked', '--', '-D', 'warnings']],
+  // --all-features: `self-signed` too, which only the servers turn on.
+  ['clippy (tool-support)', 'cargo', ['clippy', '-p', 'tool-support', '--all-targets', '--all-features', '--locked', '--', '-D', 'warnings']],
   ['clippy (wt-client)', 'cargo', ['clippy', '-p', 'wt-client', '--locked', '--', '-D', 'warnings']],
   ['clippy (wt-server)', 'cargo', ['clippy', '-p', 'wt-server', '--all-targets', '--locked', '--', '-D', 'warnings']],
   ['clippy (h3-client)', 'cargo', ['clippy', '-p', 'h3-client', '--all-targets', '--locked', '--', '-D', 'warnings']],
