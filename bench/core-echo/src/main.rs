@@ -12,10 +12,11 @@
 //! `{"ready":true,"port":N,"pid":N,"certHash":"<sha256 hex>"}`. Exits when stdin reaches its end
 //! (so a runner that dies takes its servers with it) or on SIGTERM/SIGINT.
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use tool_support::hash::hex;
+use tool_support::server::{self, Listen};
 use webtransport_napi::core::webtransport::echo;
 use webtransport_napi::core::{cert, config, tls, IncomingRequest, RequestHandler, Server, ServerConfig};
 
@@ -32,37 +33,32 @@ impl RequestHandler for Echo {
 }
 
 struct Args {
-    cert: Option<String>,
-    key: Option<String>,
-    port: u16,
+    listen: Listen,
     /// Overrides the socket receive buffer request (diagnosis: its effect on bulk throughput).
     socket_buffer: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { cert: None, key: None, port: 0, socket_buffer: None };
+    let mut args = Args { listen: Listen::default(), socket_buffer: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        if args.listen.take(&arg, &mut it)? {
+            continue;
+        }
         match arg.as_str() {
-            "--cert" => args.cert = Some(value("--cert")?),
-            "--key" => args.key = Some(value("--key")?),
-            "--port" => args.port = value("--port")?.parse().map_err(|_| "bad --port".to_string())?,
             "--socket-buffer" => {
-                args.socket_buffer =
-                    Some(value("--socket-buffer")?.parse().map_err(|_| "bad --socket-buffer".to_string())?)
+                let value = it.next().ok_or("--socket-buffer needs a value")?;
+                args.socket_buffer = Some(value.parse().map_err(|_| "bad --socket-buffer".to_string())?)
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if args.cert.is_some() != args.key.is_some() {
-        return Err("--cert and --key go together".into());
-    }
+    args.listen.check()?;
     Ok(args)
 }
 
 fn pems(args: &Args) -> Result<(Vec<u8>, Vec<u8>), String> {
-    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+    if let Some((cert, key)) = args.listen.pem_files() {
         let c = std::fs::read(cert).map_err(|e| format!("cannot read {cert}: {e}"))?;
         let k = std::fs::read(key).map_err(|e| format!("cannot read {key}: {e}"))?;
         return Ok((c, k));
@@ -92,19 +88,14 @@ async fn serve() {
     let (cert_pem, key_pem) = pems(&args).unwrap_or_else(|e| fail(e));
     let leaf = tls::parse_cert_chain(&cert_pem).map_err(|e| e.to_string()).unwrap_or_else(|e| fail(e));
     let hash = leaf.first().map(|der| ring::digest::digest(&ring::digest::SHA256, der.as_ref()));
-    let hash: String = hash.map(|h| h.as_ref().iter().map(|b| format!("{b:02x}")).collect()).unwrap_or_default();
-    let mut config = ServerConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)), cert_pem, key_pem);
+    let hash = hash.map(|h| hex(h.as_ref())).unwrap_or_default();
+    let mut config = ServerConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, args.listen.port)), cert_pem, key_pem);
     if let Some(bytes) = args.socket_buffer {
         config.socket_buffer = bytes;
     }
     let server = Server::bind(config, Arc::new(Echo)).unwrap_or_else(|e| fail(e.to_string()));
     let port = server.local_addr().port();
-    println!("{{\"ready\":true,\"port\":{port},\"pid\":{},\"certHash\":\"{hash}\"}}", std::process::id());
-    let _ = std::io::stdout().flush();
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
+    server::print_ready(port, &hash, &[]);
+    server::exit_on_stdin_eof();
     std::future::pending::<()>().await;
 }

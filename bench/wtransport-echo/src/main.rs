@@ -13,32 +13,29 @@
 //! `--transport core` applies the QUIC transport settings our core uses (flow-control windows,
 //! datagram buffers) instead of quinn's defaults, for an apples-to-apples comparison.
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use tool_support::hash::hex;
+use tool_support::server::{self, Listen};
 use wtransport::config::QuicTransportConfig;
 use wtransport::endpoint::IncomingSession;
-use wtransport::tls::{Certificate, CertificateChain, PrivateKey};
-use wtransport::{Connection, Endpoint, Identity, RecvStream, SendStream, ServerConfig};
+use wtransport::{Connection, Endpoint, RecvStream, SendStream, ServerConfig};
 
 struct Args {
-    cert: Option<String>,
-    key: Option<String>,
-    port: u16,
+    listen: Listen,
     core_transport: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { cert: None, key: None, port: 0, core_transport: false };
+    let mut args = Args { listen: Listen::default(), core_transport: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        if args.listen.take(&arg, &mut it)? {
+            continue;
+        }
         match arg.as_str() {
-            "--cert" => args.cert = Some(value("--cert")?),
-            "--key" => args.key = Some(value("--key")?),
-            "--port" => args.port = value("--port")?.parse().map_err(|_| "bad --port".to_string())?,
-            "--transport" => match value("--transport")?.as_str() {
+            "--transport" => match it.next().ok_or("--transport needs a value")?.as_str() {
                 "core" => args.core_transport = true,
                 "default" => args.core_transport = false,
                 other => return Err(format!("--transport is 'default' or 'core', not {other:?}")),
@@ -46,25 +43,8 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if args.cert.is_some() != args.key.is_some() {
-        return Err("--cert and --key go together".into());
-    }
+    args.listen.check()?;
     Ok(args)
-}
-
-async fn identity(args: &Args) -> Result<Identity, String> {
-    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-        return Identity::load_pemfiles(cert, key).await.map_err(|e| format!("cannot load {cert} / {key}: {e}"));
-    }
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .map_err(|e| e.to_string())?;
-    let now = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-    params.not_before = now;
-    params.not_after = now + time::Duration::days(10);
-    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
-    let cert = Certificate::from_der(cert.der().to_vec()).map_err(|e| e.to_string())?;
-    Ok(Identity::new(CertificateChain::single(cert), PrivateKey::from_der_pkcs8(key.serialize_der())))
 }
 
 /// What `webtransport_napi::core::ServerConfig::quinn_config` sets, for `--transport core`.
@@ -90,16 +70,15 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let identity = match identity(&args).await {
+    let identity = match server::wtransport_identity(&args.listen).await {
         Ok(i) => i,
         Err(e) => {
             eprintln!("wtransport-echo: {e}");
             std::process::exit(1);
         }
     };
-    let hash = identity.certificate_chain().as_slice()[0].hash();
-    let hash: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+    let hash = hex(identity.certificate_chain().as_slice()[0].hash().as_ref());
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.listen.port));
     let builder = ServerConfig::builder().with_bind_address(addr);
     let config = if args.core_transport {
         builder.with_custom_transport(identity, core_transport()).build()
@@ -114,13 +93,8 @@ async fn main() {
         }
     };
     let port = server.local_addr().map(|a| a.port()).unwrap_or(0);
-    println!("{{\"ready\":true,\"port\":{port},\"pid\":{},\"certHash\":\"{hash}\"}}", std::process::id());
-    let _ = std::io::stdout().flush();
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
+    server::print_ready(port, &hash, &[]);
+    server::exit_on_stdin_eof();
     loop {
         let incoming = server.accept().await;
         tokio::spawn(session(incoming));

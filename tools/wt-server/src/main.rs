@@ -44,37 +44,37 @@
 //! SIGTERM/SIGINT.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
+use tool_support::hash::hex;
+use tool_support::json::quote;
+use tool_support::server::{self, Listen};
 use wtransport::endpoint::IncomingSession;
 use wtransport::error::{ConnectionError, StreamReadError, StreamWriteError};
-use wtransport::tls::{Certificate, CertificateChain, PrivateKey};
-use wtransport::{Connection, Endpoint, Identity, RecvStream, SendStream, ServerConfig, VarInt};
+use wtransport::{Connection, Endpoint, RecvStream, SendStream, ServerConfig, VarInt};
 
 /// Uni streams are buffered whole before they are sent back: a bound, so a client cannot make the
 /// server hold more than this.
 const UNI_LIMIT: usize = 64 * 1024 * 1024;
 
 struct Args {
-    cert: Option<String>,
-    key: Option<String>,
-    port: u16,
+    listen: Listen,
     protocols: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { cert: None, key: None, port: 0, protocols: Vec::new() };
+    let mut args = Args { listen: Listen::default(), protocols: Vec::new() };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        if args.listen.take(&arg, &mut it)? {
+            continue;
+        }
         match arg.as_str() {
-            "--cert" => args.cert = Some(value("--cert")?),
-            "--key" => args.key = Some(value("--key")?),
-            "--port" => args.port = value("--port")?.parse().map_err(|_| "bad --port".to_string())?,
             "--protocols" => {
-                args.protocols = value("--protocols")?
+                args.protocols = it
+                    .next()
+                    .ok_or("--protocols needs a value")?
                     .split(',')
                     .map(str::trim)
                     .filter(|p| !p.is_empty())
@@ -88,51 +88,15 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if args.cert.is_some() != args.key.is_some() {
-        return Err("--cert and --key go together".into());
-    }
+    args.listen.check()?;
     Ok(args)
-}
-
-async fn identity(args: &Args) -> Result<Identity, String> {
-    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-        return Identity::load_pemfiles(cert, key).await.map_err(|e| format!("cannot load {cert} / {key}: {e}"));
-    }
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .map_err(|e| e.to_string())?;
-    // An hour back, so a client clock slightly behind still finds it valid; 10 days is within the
-    // 14 days that certificate-hash pinning allows.
-    let now = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-    params.not_before = now;
-    params.not_after = now + time::Duration::days(10);
-    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
-    let cert = Certificate::from_der(cert.der().to_vec()).map_err(|e| e.to_string())?;
-    Ok(Identity::new(CertificateChain::single(cert), PrivateKey::from_der_pkcs8(key.serialize_der())))
 }
 
 // ---------------------------------------------------------------------------------------------
 // JSON lines (no serde: the values are few and flat).
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn json_opt_str(s: Option<&str>) -> String {
-    s.map(json_str).unwrap_or_else(|| "null".into())
+    s.map(quote).unwrap_or_else(|| "null".into())
 }
 
 fn json_opt_num(n: Option<u64>) -> String {
@@ -141,8 +105,8 @@ fn json_opt_num(n: Option<u64>) -> String {
 
 /// One line per event; println! holds stdout's lock for the whole line, so lines never interleave.
 fn emit(kind: &str, fields: &[(&str, String)]) {
-    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
-    println!("{{{}:{{{}}}}}", json_str(kind), body.join(","));
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}:{v}", quote(k))).collect();
+    println!("{{{}:{{{}}}}}", quote(kind), body.join(","));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,7 +296,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let identity = match identity(&args).await {
+    let identity = match server::wtransport_identity(&args.listen).await {
         Ok(i) => i,
         Err(e) => {
             eprintln!("wt-server: {e}");
@@ -343,8 +307,8 @@ async fn main() {
         eprintln!("wt-server: the certificate file holds no certificate");
         std::process::exit(1);
     };
-    let hash: String = leaf.hash().as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+    let hash = hex(leaf.hash().as_ref());
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.listen.port));
     let config = ServerConfig::builder().with_bind_address(addr).with_identity(identity).build();
     let server = match Endpoint::server(config) {
         Ok(s) => s,
@@ -354,18 +318,10 @@ async fn main() {
         }
     };
     let port = server.local_addr().map(|a| a.port()).unwrap_or(0);
-    let protocols: Vec<String> = args.protocols.iter().map(|p| json_str(p)).collect();
-    println!(
-        "{{\"ready\":true,\"port\":{port},\"pid\":{},\"certHash\":\"{hash}\",\"library\":\"wtransport 0.7\",\"protocols\":[{}]}}",
-        std::process::id(),
-        protocols.join(",")
-    );
-    let _ = std::io::stdout().flush();
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
+    let protocols: Vec<String> = args.protocols.iter().map(|p| quote(p)).collect();
+    let extra = [("library", quote("wtransport 0.7")), ("protocols", format!("[{}]", protocols.join(",")))];
+    server::print_ready(port, &hash, &extra);
+    server::exit_on_stdin_eof();
     let protocols = Arc::new(args.protocols);
     loop {
         let incoming = server.accept().await;
@@ -398,13 +354,13 @@ async fn session(incoming: IncomingSession, protocols: Arc<Vec<String>>) {
     let conn = match accepted {
         Ok(conn) => conn,
         Err(e) => {
-            return emit("upgradeFailed", &[("path", json_str(&path)), ("error", json_str(&e.to_string()))]);
+            return emit("upgradeFailed", &[("path", quote(&path)), ("error", quote(&e.to_string()))]);
         }
     };
     emit(
         "session",
         &[
-            ("path", json_str(&path)),
+            ("path", quote(&path)),
             ("availableProtocols", json_opt_str(offered.as_deref())),
             ("protocol", json_opt_str(protocol.as_deref())),
             ("origin", json_opt_str(origin.as_deref())),
@@ -437,35 +393,35 @@ async fn session(incoming: IncomingSession, protocols: Arc<Vec<String>>) {
 }
 
 fn report_end(conn: &Connection, path: &str, end: &ConnectionError, local_close: &LocalClose) {
-    let mut fields = vec![("path", json_str(path))];
+    let mut fields = vec![("path", quote(path))];
     let local = local_close.lock().ok().and_then(|l| l.clone());
     let quic = conn.quic_connection().close_reason();
     match (end, local) {
         (_, Some((code, reason))) => {
             fields.push(("code", code.to_string()));
-            fields.push(("reason", json_str(&reason)));
+            fields.push(("reason", quote(&reason)));
             fields.push(("remote", "false".into()));
-            fields.push(("via", json_str("connection-close")));
+            fields.push(("via", quote("connection-close")));
         }
         (ConnectionError::ApplicationClosed(close), None) => {
             fields.push(("code", close.code().into_inner().to_string()));
-            fields.push(("reason", json_str(&String::from_utf8_lossy(close.reason()))));
+            fields.push(("reason", quote(&String::from_utf8_lossy(close.reason()))));
             fields.push(("remote", "true".into()));
-            fields.push(("via", json_str(if quic.is_none() { "capsule" } else { "connection-close" })));
+            fields.push(("via", quote(if quic.is_none() { "capsule" } else { "connection-close" })));
         }
         (other, None) => {
             fields.push(("code", "null".into()));
             fields.push(("reason", "null".into()));
-            fields.push(("remote", json_str("unknown")));
-            fields.push(("via", json_str("error")));
-            fields.push(("error", json_str(&other.to_string())));
+            fields.push(("remote", quote("unknown")));
+            fields.push(("via", quote("error")));
+            fields.push(("error", quote(&other.to_string())));
         }
     }
     if let Some(wtransport::quinn::ConnectionError::ApplicationClosed(close)) = &quic {
         fields.push(("quicCode", close.error_code.into_inner().to_string()));
-        fields.push(("quicReason", json_str(&String::from_utf8_lossy(&close.reason))));
+        fields.push(("quicReason", quote(&String::from_utf8_lossy(&close.reason))));
     } else if let Some(other) = &quic {
-        fields.push(("quicError", json_str(&other.to_string())));
+        fields.push(("quicError", quote(&other.to_string())));
     }
     emit("sessionClosed", &fields);
 }
@@ -474,11 +430,11 @@ fn report_stream_error(path: &str, kind: &str, raw: Option<u64>, text: String) {
     emit(
         "streamError",
         &[
-            ("path", json_str(path)),
-            ("kind", json_str(kind)),
+            ("path", quote(path)),
+            ("kind", quote(kind)),
             ("raw", json_opt_num(raw)),
             ("code", json_opt_num(raw.and_then(h3_to_wt).map(u64::from))),
-            ("error", json_str(&text)),
+            ("error", quote(&text)),
         ],
     );
 }
