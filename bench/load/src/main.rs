@@ -30,6 +30,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use tool_support::client::{self_cpu_seconds, Target};
+use tool_support::hash::{self, HashError};
+use tool_support::json::Report;
 use wtransport::config::QuicTransportConfig;
 use wtransport::endpoint::endpoint_side::Client;
 use wtransport::endpoint::ConnectOptions;
@@ -44,122 +47,8 @@ dgram [--seconds T] [--size B] [--rate R] | sessions [--count K] [--concurrency 
 /// HTTP/3 H3_NO_ERROR: how the client leaves.
 const H3_NO_ERROR: u32 = 0x100;
 
-// ---------------------------------------------------------------------------------------------
-// Minimal JSON output (no serde: keeps the build lean).
-
-#[derive(Clone, Debug)]
-enum J {
-    Bool(bool),
-    Num(u64),
-    Float(f64),
-    Str(String),
-    Null,
-}
-
-impl From<bool> for J {
-    fn from(v: bool) -> Self {
-        J::Bool(v)
-    }
-}
-impl From<u64> for J {
-    fn from(v: u64) -> Self {
-        J::Num(v)
-    }
-}
-impl From<usize> for J {
-    fn from(v: usize) -> Self {
-        J::Num(v as u64)
-    }
-}
-impl From<f64> for J {
-    fn from(v: f64) -> Self {
-        J::Float(v)
-    }
-}
-impl From<&str> for J {
-    fn from(v: &str) -> Self {
-        J::Str(v.to_string())
-    }
-}
-impl From<String> for J {
-    fn from(v: String) -> Self {
-        J::Str(v)
-    }
-}
-impl<T: Into<J>> From<Option<T>> for J {
-    fn from(v: Option<T>) -> Self {
-        v.map(Into::into).unwrap_or(J::Null)
-    }
-}
-
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn json_val(out: &mut String, v: &J) {
-    match v {
-        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        J::Num(n) => out.push_str(&n.to_string()),
-        J::Float(f) if f.is_finite() => out.push_str(&format!("{f:.4}")),
-        J::Float(_) | J::Null => out.push_str("null"),
-        J::Str(s) => json_str(out, s),
-    }
-}
-
-/// One run's result: `ok` plus ordered fields; `error` is set when not ok.
-struct Report {
-    ok: bool,
-    fields: Vec<(&'static str, J)>,
-}
-
-impl Report {
-    fn ok() -> Self {
-        Report { ok: true, fields: Vec::new() }
-    }
-    fn fail(error: impl Into<String>) -> Self {
-        Report { ok: false, fields: vec![("error", J::Str(error.into()))] }
-    }
-    fn with(mut self, key: &'static str, v: impl Into<J>) -> Self {
-        let v = v.into();
-        match self.fields.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = v,
-            None => self.fields.push((key, v)),
-        }
-        self
-    }
-    /// Turns the report into a failure unless `cond` holds (the first failure is kept).
-    fn require(mut self, cond: bool, error: impl FnOnce() -> String) -> Self {
-        if self.ok && !cond {
-            self.ok = false;
-            self = self.with("error", error());
-        }
-        self
-    }
-    fn to_json(&self) -> String {
-        let mut out = String::from("{\"ok\":");
-        out.push_str(if self.ok { "true" } else { "false" });
-        for (k, v) in &self.fields {
-            out.push(',');
-            json_str(&mut out, k);
-            out.push(':');
-            json_val(&mut out, v);
-        }
-        out.push('}');
-        out
-    }
-}
+/// Four decimals, not the tools' usual three: bench/run.mjs reads rates and times from here.
+const FLOAT_DECIMALS: usize = 4;
 
 // ---------------------------------------------------------------------------------------------
 // Arguments.
@@ -195,16 +84,10 @@ impl Args {
 }
 
 fn parse_hex_hash(s: &str) -> Result<[u8; 32], String> {
-    let clean: String = s.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
-    if clean.len() != 64 {
-        return Err(format!("--cert-hash must be 64 hex digits, got {}", clean.len()));
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte =
-            u8::from_str_radix(&clean[2 * i..2 * i + 2], 16).map_err(|_| format!("--cert-hash is not hex: {s:?}"))?;
-    }
-    Ok(out)
+    hash::parse_sha256(s).map_err(|e| match e {
+        HashError::Length(n) => format!("--cert-hash must be 64 hex digits, got {n}"),
+        HashError::NotAscii | HashError::NotHex => format!("--cert-hash is not hex: {s:?}"),
+    })
 }
 
 const FLAGS: &[&str] = &["wait-stdin"];
@@ -216,24 +99,18 @@ const MODE_OPTIONS: &[(&str, &[&str])] = &[
 ];
 
 fn parse_args() -> Result<Args, String> {
-    let mut url = None;
-    let mut cert_hash = None;
-    let mut timeout = Duration::from_secs(120);
+    let mut target = Target::new(Duration::from_secs(120));
     let mut threads = 1usize;
     let mut positional = Vec::new();
     let mut opts = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
+        if target.take(&arg, &mut it, parse_hex_hash)? {
+            continue;
+        }
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
             "-h" | "--help" => return Err(USAGE.to_string()),
-            "--url" => url = Some(value("--url")?),
-            "--cert-hash" => cert_hash = Some(parse_hex_hash(&value("--cert-hash")?)?),
-            "--timeout-ms" => {
-                let v = value("--timeout-ms")?;
-                timeout =
-                    Duration::from_millis(v.parse::<u64>().map_err(|_| format!("bad --timeout-ms {v:?}"))?.max(1));
-            }
             "--threads" => {
                 let v = value("--threads")?;
                 threads = v.parse().map_err(|_| format!("bad --threads {v:?}"))?;
@@ -249,8 +126,7 @@ fn parse_args() -> Result<Args, String> {
             _ => positional.push(arg),
         }
     }
-    let url = url.ok_or_else(|| format!("--url is required\n{USAGE}"))?;
-    let cert_hash = cert_hash.ok_or_else(|| format!("--cert-hash is required\n{USAGE}"))?;
+    let (url, cert_hash, timeout) = target.finish(USAGE)?;
     if positional.len() != 1 {
         return Err(format!("exactly one mode is expected\n{USAGE}"));
     }
@@ -829,16 +705,6 @@ async fn sessions(args: &Args) -> Result<Report, String> {
 
 // ---------------------------------------------------------------------------------------------
 
-/// This process's CPU time (user + system) from /proc/self/stat, in seconds (Linux, 100 Hz ticks).
-fn self_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // fields[0] is field 3 (state): utime and stime are fields 14 and 15.
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
-}
-
 async fn run(args: &Args) -> Report {
     let result = match args.mode.as_str() {
         "bulk" => bulk(args).await,
@@ -855,7 +721,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");
-            println!("{}", Report::fail(e.lines().next().unwrap_or("bad arguments")).to_json());
+            println!("{}", Report::fail(e.lines().next().unwrap_or("bad arguments")).to_json_with(FLOAT_DECIMALS));
             return ExitCode::from(2);
         }
     };
@@ -867,7 +733,7 @@ fn main() -> ExitCode {
     let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
-            println!("{}", Report::fail(format!("tokio runtime: {e}")).to_json());
+            println!("{}", Report::fail(format!("tokio runtime: {e}")).to_json_with(FLOAT_DECIMALS));
             return ExitCode::from(1);
         }
     };
@@ -883,7 +749,7 @@ fn main() -> ExitCode {
         .with("mode", args.mode.as_str())
         .with("threads", args.threads)
         .with("clientCpuSeconds", self_cpu_seconds());
-    println!("{}", report.to_json());
+    println!("{}", report.to_json_with(FLOAT_DECIMALS));
     let _ = std::io::stdout().flush();
     // Don't wait for lingering tasks (a blocked stdin read, a connection still closing).
     std::process::exit(if report.ok { 0 } else { 1 })

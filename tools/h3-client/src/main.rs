@@ -89,6 +89,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+use tool_support::client::self_cpu_seconds;
+use tool_support::hash::{self, hex, HashError};
+use tool_support::json::{Report, J};
 
 const USAGE: &str = "usage: h3-client --url https://HOST:PORT (--cert-hash <sha256 hex> | --ca FILE) \
 [--timeout-ms N] [--threads N] [--transport h3|h2] <mode> [options]\n\
@@ -105,146 +108,8 @@ const H3_REQUEST_CANCELLED: u64 = 0x10c;
 /// answer without reading the body (RFC 9114 §4.1) and never grant more flow-control credit.
 const SEND_GRACE: Duration = Duration::from_secs(2);
 
-// ---------------------------------------------------------------------------------------------
-// Minimal JSON output (no serde: keeps the CI build lean).
-
-#[derive(Clone, Debug)]
-enum J {
-    Bool(bool),
-    Num(u64),
-    Float(f64),
-    Str(String),
-    Null,
-    Arr(Vec<J>),
-    Obj(Vec<(String, J)>),
-}
-
-impl From<bool> for J {
-    fn from(v: bool) -> Self {
-        J::Bool(v)
-    }
-}
-impl From<u64> for J {
-    fn from(v: u64) -> Self {
-        J::Num(v)
-    }
-}
-impl From<usize> for J {
-    fn from(v: usize) -> Self {
-        J::Num(v as u64)
-    }
-}
-impl From<u16> for J {
-    fn from(v: u16) -> Self {
-        J::Num(v.into())
-    }
-}
-impl From<f64> for J {
-    fn from(v: f64) -> Self {
-        J::Float(v)
-    }
-}
-impl From<&str> for J {
-    fn from(v: &str) -> Self {
-        J::Str(v.to_string())
-    }
-}
-impl From<String> for J {
-    fn from(v: String) -> Self {
-        J::Str(v)
-    }
-}
-impl<T: Into<J>> From<Option<T>> for J {
-    fn from(v: Option<T>) -> Self {
-        v.map(Into::into).unwrap_or(J::Null)
-    }
-}
-
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn json_val(out: &mut String, v: &J) {
-    match v {
-        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        J::Num(n) => out.push_str(&n.to_string()),
-        J::Float(f) if f.is_finite() => out.push_str(&format!("{f:.3}")),
-        J::Float(_) | J::Null => out.push_str("null"),
-        J::Str(s) => json_str(out, s),
-        J::Arr(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                json_val(out, item);
-            }
-            out.push(']');
-        }
-        J::Obj(fields) => {
-            out.push('{');
-            for (i, (k, v)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                json_str(out, k);
-                out.push(':');
-                json_val(out, v);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// The result of one run: `ok` plus ordered fields; `error` is set when not ok.
-struct Report {
-    ok: bool,
-    fields: Vec<(String, J)>,
-}
-
-impl Report {
-    fn new(ok: bool) -> Self {
-        Report { ok, fields: Vec::new() }
-    }
-    fn fail(error: impl Into<String>) -> Self {
-        Report::new(false).with("error", error.into())
-    }
-    fn with(mut self, key: &str, v: impl Into<J>) -> Self {
-        let v = v.into();
-        match self.fields.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = v,
-            None => self.fields.push((key.to_string(), v)),
-        }
-        self
-    }
-    fn to_json(&self) -> String {
-        let mut out = String::new();
-        json_val(
-            &mut out,
-            &J::Obj([("ok".to_string(), J::Bool(self.ok))].into_iter().chain(self.fields.clone()).collect()),
-        );
-        out
-    }
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -312,15 +177,10 @@ enum Mode {
 }
 
 fn parse_hex_hash(name: &str, s: &str) -> Result<[u8; 32], String> {
-    let clean: String = s.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
-    if clean.len() != 64 || !clean.is_ascii() {
-        return Err(format!("{name} must be 32 bytes of hex (64 digits), got {s:?}"));
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&clean[2 * i..2 * i + 2], 16).map_err(|_| format!("{name} is not hex: {s:?}"))?;
-    }
-    Ok(out)
+    hash::parse_sha256(s).map_err(|e| match e {
+        HashError::Length(_) | HashError::NotAscii => format!("{name} must be 32 bytes of hex (64 digits), got {s:?}"),
+        HashError::NotHex => format!("{name} is not hex: {s:?}"),
+    })
 }
 
 fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
@@ -1233,17 +1093,6 @@ async fn run_load(client: &Client, plan: LoadPlan) -> Report {
         .with("connectMs", connect_ms)
         .with("stoppedBy", stopped_by)
         .with("clientCpuSeconds", self_cpu_seconds())
-}
-
-/// This process's CPU time (user + system) from /proc/self/stat, in seconds (Linux, 100 Hz
-/// ticks), as bench/load reports it: the bench runner subtracts it from the machine's busy time.
-fn self_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // fields[0] is field 3 (state): utime and stime are fields 14 and 15.
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
 }
 
 // ---------------------------------------------------------------------------------------------

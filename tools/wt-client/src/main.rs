@@ -31,6 +31,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tool_support::client::Target;
+use tool_support::hash::{self, HashError};
+use tool_support::json::{Report, J};
 use wtransport::config::IpBindConfig;
 use wtransport::endpoint::endpoint_side::Client;
 use wtransport::endpoint::ConnectOptions;
@@ -50,155 +53,6 @@ send-order <uni|bidi> | export-keying-material <label-hex>,<context-hex>,<length
 const H3_NO_ERROR: u32 = 0x100;
 
 // ---------------------------------------------------------------------------------------------
-// Minimal JSON output (no serde: keeps the CI build lean).
-
-#[derive(Clone, Debug)]
-enum J {
-    Bool(bool),
-    Num(u64),
-    Float(f64),
-    Str(String),
-    Null,
-    Arr(Vec<J>),
-    Obj(Vec<(&'static str, J)>),
-}
-
-impl From<bool> for J {
-    fn from(v: bool) -> Self {
-        J::Bool(v)
-    }
-}
-impl From<u64> for J {
-    fn from(v: u64) -> Self {
-        J::Num(v)
-    }
-}
-impl From<usize> for J {
-    fn from(v: usize) -> Self {
-        J::Num(v as u64)
-    }
-}
-impl From<u32> for J {
-    fn from(v: u32) -> Self {
-        J::Num(v as u64)
-    }
-}
-impl From<f64> for J {
-    fn from(v: f64) -> Self {
-        J::Float(v)
-    }
-}
-impl From<&str> for J {
-    fn from(v: &str) -> Self {
-        J::Str(v.to_string())
-    }
-}
-impl From<String> for J {
-    fn from(v: String) -> Self {
-        J::Str(v)
-    }
-}
-impl<T: Into<J>> From<Option<T>> for J {
-    fn from(v: Option<T>) -> Self {
-        v.map(Into::into).unwrap_or(J::Null)
-    }
-}
-
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn json_val(out: &mut String, v: &J) {
-    match v {
-        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        J::Num(n) => out.push_str(&n.to_string()),
-        J::Float(f) if f.is_finite() => out.push_str(&format!("{f:.3}")),
-        J::Float(_) | J::Null => out.push_str("null"),
-        J::Str(s) => json_str(out, s),
-        J::Arr(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                json_val(out, item);
-            }
-            out.push(']');
-        }
-        J::Obj(fields) => {
-            out.push('{');
-            for (i, (k, v)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                json_str(out, k);
-                out.push(':');
-                json_val(out, v);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// The result of one run: `ok` plus ordered fields; `error` is required when not ok.
-struct Report {
-    ok: bool,
-    fields: Vec<(&'static str, J)>,
-}
-
-impl Report {
-    fn ok() -> Self {
-        Report { ok: true, fields: Vec::new() }
-    }
-    fn fail(error: impl Into<String>) -> Self {
-        Report { ok: false, fields: vec![("error", J::Str(error.into()))] }
-    }
-    fn with(mut self, key: &'static str, v: impl Into<J>) -> Self {
-        self.set(key, v);
-        self
-    }
-    fn set(&mut self, key: &'static str, v: impl Into<J>) {
-        let v = v.into();
-        match self.fields.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = v,
-            None => self.fields.push((key, v)),
-        }
-    }
-    /// Turns the report into a failure unless `cond` holds.
-    fn require(mut self, cond: bool, error: impl FnOnce() -> String) -> Self {
-        if self.ok && !cond {
-            self.ok = false;
-            self.set("error", error());
-        }
-        self
-    }
-    fn to_json(&self) -> String {
-        let mut out = String::from("{\"ok\":");
-        out.push_str(if self.ok { "true" } else { "false" });
-        for (k, v) in &self.fields {
-            out.push(',');
-            json_str(&mut out, k);
-            out.push(':');
-            json_val(&mut out, v);
-        }
-        out.push('}');
-        out
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Arguments.
 
 struct Args {
@@ -213,37 +67,25 @@ struct Args {
 }
 
 fn parse_hex_hash(s: &str) -> Result<[u8; 32], String> {
-    let clean: String = s.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
-    if clean.len() != 64 {
-        return Err(format!("--cert-hash must be 32 bytes of hex (64 digits), got {} digits", clean.len()));
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte =
-            u8::from_str_radix(&clean[2 * i..2 * i + 2], 16).map_err(|_| format!("--cert-hash is not hex: {s:?}"))?;
-    }
-    Ok(out)
+    hash::parse_sha256(s).map_err(|e| match e {
+        HashError::Length(n) => format!("--cert-hash must be 32 bytes of hex (64 digits), got {n} digits"),
+        HashError::NotAscii | HashError::NotHex => format!("--cert-hash is not hex: {s:?}"),
+    })
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut url = None;
-    let mut cert_hash = None;
-    let mut timeout = Duration::from_millis(20_000);
+    let mut target = Target::new(Duration::from_millis(20_000));
     let mut headers = Vec::new();
     let mut stream_window = None;
     let mut positional = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
+        if target.take(&arg, &mut it, parse_hex_hash)? {
+            continue;
+        }
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
             "-h" | "--help" => return Err(USAGE.to_string()),
-            "--url" => url = Some(value("--url")?),
-            "--cert-hash" => cert_hash = Some(parse_hex_hash(&value("--cert-hash")?)?),
-            "--timeout-ms" => {
-                let v = value("--timeout-ms")?;
-                let ms: u64 = v.parse().map_err(|_| format!("bad --timeout-ms {v:?}"))?;
-                timeout = Duration::from_millis(ms.max(1));
-            }
             "--origin" => headers.push(("origin".to_string(), value("--origin")?)),
             "--header" => {
                 let v = value("--header")?;
@@ -261,8 +103,7 @@ fn parse_args() -> Result<Args, String> {
             _ => positional.push(arg),
         }
     }
-    let url = url.ok_or_else(|| format!("--url is required\n{USAGE}"))?;
-    let cert_hash = cert_hash.ok_or_else(|| format!("--cert-hash is required\n{USAGE}"))?;
+    let (url, cert_hash, timeout) = target.finish(USAGE)?;
     if positional.is_empty() {
         return Err(format!("no scenario given\n{USAGE}"));
     }
@@ -1045,10 +886,6 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// One `<label-hex>,<context-hex>,<length>` of `export-keying-material`.
 type ExportRequest = (Vec<u8>, Vec<u8>, usize);
 
@@ -1079,7 +916,7 @@ async fn export_keying_material(conn: &Connection, requests: &[ExportRequest]) -
         let mut output = vec![0u8; *length];
         conn.export_keying_material(&mut output, b"EXPORTER-WebTransport", &exporter_context)
             .map_err(|e| format!("export_keying_material: {e}"))?;
-        materials.push(J::Str(to_hex(&output)));
+        materials.push(J::Str(hash::hex(&output)));
     }
     let closed = tokio::time::timeout(STEP, conn.closed()).await.is_ok();
     Ok(Report::ok().with("sessionId", session_id).with("materials", J::Arr(materials)).with("serverClosed", closed))
@@ -1112,7 +949,7 @@ fn reset_report(code: Option<u32>, outcome: &Result<Option<usize>, wtransport::e
     fields.push(("error", J::from(kind)));
     fields.push(("raw", J::from(raw)));
     fields.push(("decoded", J::from(raw.and_then(h3_to_wt))));
-    J::Obj(fields)
+    J::obj(fields)
 }
 
 /// Reads until the stream ends or fails, discarding data; returns the final outcome.
@@ -1174,7 +1011,7 @@ async fn client_reset_step(conn: &Connection, code: u32) -> Result<J, String> {
         Ok(outcome) => reset_report(None, &outcome),
         Err(_) => J::from("pending"),
     };
-    Ok(J::Obj(vec![("code", J::from(code)), ("rawSent", J::from(wt_to_h3(code))), ("serverAbortAfter", after)]))
+    Ok(J::obj([("code", J::from(code)), ("rawSent", J::from(wt_to_h3(code))), ("serverAbortAfter", after)]))
 }
 
 /// (b) `reset <code>`: the server aborts its writer with `code`; the client's read must fail with it.
@@ -1199,7 +1036,7 @@ async fn client_stop_step(conn: &Connection, code: u32) -> Result<J, String> {
         extra_writes += 1;
     }
     let _ = send.finish().await;
-    Ok(J::Obj(vec![
+    Ok(J::obj([
         ("code", J::from(code)),
         ("rawSent", J::from(wt_to_h3(code))),
         ("writesAfterStop", J::from(extra_writes)),
@@ -1212,7 +1049,7 @@ async fn server_stop_step(conn: &Connection, code: u32) -> Result<J, String> {
     send.write_all(format!("stop {code}\n").as_bytes()).await.map_err(|e| format!("write command: {e}"))?;
     let (writes, failure) = write_until_error(&mut send).await;
     let (kind, raw) = write_failure(failure.as_ref());
-    Ok(J::Obj(vec![
+    Ok(J::obj([
         ("code", J::from(code)),
         ("error", J::from(kind)),
         ("raw", J::from(raw)),
@@ -1231,7 +1068,7 @@ async fn pipe_errors(conn: &Connection, codes: &[u32]) -> Result<Report, String>
     for &code in codes {
         let reset = bounded(&format!("pipe reset {code}"), client_reset_step(conn, code)).await?;
         let back = match &reset {
-            J::Obj(fields) => fields.iter().find(|(k, _)| *k == "serverAbortAfter").map(|(_, v)| decoded_of(v)),
+            J::Obj(fields) => fields.iter().find(|(k, _)| k == "serverAbortAfter").map(|(_, v)| decoded_of(v)),
             _ => None,
         };
         if back != Some(Some(u64::from(code))) {
@@ -1244,7 +1081,7 @@ async fn pipe_errors(conn: &Connection, codes: &[u32]) -> Result<Report, String>
             recv.stop(h3_varint(code));
             let (_, failure) = write_until_error(&mut send).await;
             let (kind, raw) = write_failure(failure.as_ref());
-            Ok::<J, String>(J::Obj(vec![
+            Ok::<J, String>(J::obj([
                 ("code", J::from(code)),
                 ("error", J::from(kind)),
                 ("decoded", J::from(raw.and_then(h3_to_wt))),
@@ -1265,7 +1102,7 @@ async fn pipe_errors(conn: &Connection, codes: &[u32]) -> Result<Report, String>
 
 fn decoded_of(j: &J) -> Option<u64> {
     match j {
-        J::Obj(fields) => fields.iter().find(|(k, _)| *k == "decoded").and_then(|(_, v)| match v {
+        J::Obj(fields) => fields.iter().find(|(k, _)| k == "decoded").and_then(|(_, v)| match v {
             J::Num(n) => Some(*n),
             _ => None,
         }),
@@ -1280,21 +1117,13 @@ async fn reset_codes(conn: &Connection, codes: &[u32]) -> Result<Report, String>
         client_reset.push(bounded(&format!("client reset {code}"), client_reset_step(conn, code)).await?);
         let sr = bounded(&format!("server reset {code}"), server_reset_step(conn, code)).await?;
         if decoded_of(&sr) != Some(code as u64) {
-            wrong.push(format!("server reset {code}: read ended with {}", {
-                let mut s = String::new();
-                json_val(&mut s, &sr);
-                s
-            }));
+            wrong.push(format!("server reset {code}: read ended with {}", sr.to_json()));
         }
         server_reset.push(sr);
         client_stop.push(bounded(&format!("client stop {code}"), client_stop_step(conn, code)).await?);
         let ss = bounded(&format!("server stop {code}"), server_stop_step(conn, code)).await?;
         if decoded_of(&ss) != Some(code as u64) {
-            wrong.push(format!("server stop {code}: writes ended with {}", {
-                let mut s = String::new();
-                json_val(&mut s, &ss);
-                s
-            }));
+            wrong.push(format!("server stop {code}: writes ended with {}", ss.to_json()));
         }
         server_stop.push(ss);
     }
