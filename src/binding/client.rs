@@ -118,11 +118,17 @@ impl NativeConnector {
         };
         let trust = if options.certificate_hashes.is_empty() {
             let loaded = self.roots.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let mut roots = loaded.map(|roots| (*roots).clone()).unwrap_or_else(RootCertStore::empty);
-            for pem in &options.ca {
-                add_pem_roots(&mut roots, pem.as_bytes()).map_err(to_js)?;
+            let loaded = loaded.unwrap_or_else(|| Arc::new(RootCertStore::empty()));
+            if options.ca.is_empty() {
+                // The shared store as it is: copying its ~150 anchors is only needed to add to it.
+                ServerTrust::Roots(loaded)
+            } else {
+                let mut roots = (*loaded).clone();
+                for pem in &options.ca {
+                    add_pem_roots(&mut roots, pem.as_bytes()).map_err(to_js)?;
+                }
+                ServerTrust::Roots(Arc::new(roots))
             }
-            ServerTrust::Roots(Arc::new(roots))
         } else {
             ServerTrust::Hashes(options.certificate_hashes.iter().map(|h| hash(h)).collect::<napi::Result<_>>()?)
         };
