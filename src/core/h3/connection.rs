@@ -112,10 +112,19 @@ pub(crate) fn varint_code(value: u64) -> quinn::VarInt {
     quinn::VarInt::from_u64(value).unwrap_or_default()
 }
 
+/// Closes `conn` unless it has already ended. quinn's `close` replaces the connection's error
+/// with `LocallyClosed` for every reader not yet woken, so closing a connection that was reset
+/// or timed out (as the tasks that see its streams fail do) would report that end as "closed".
+pub(crate) fn close_unless_gone(conn: &quinn::Connection, error_code: u64, reason: &[u8]) {
+    if conn.close_reason().is_none() {
+        conn.close(varint_code(error_code), reason);
+    }
+}
+
 impl Connection {
     /// Closes the connection with an HTTP/3 error.
     pub(crate) fn fail(&self, error_code: u64, reason: &str) {
-        self.conn.close(varint_code(error_code), reason.as_bytes());
+        close_unless_gone(&self.conn, error_code, reason.as_bytes());
     }
 
     /// The client's SETTINGS once they arrive (`None` until then).
@@ -283,7 +292,7 @@ async fn contained(
         }
         Err(_) => return,
     };
-    conn.close(varint_code(code::H3_INTERNAL_ERROR), b"internal error");
+    close_unless_gone(&conn, code::H3_INTERNAL_ERROR, b"internal error");
     let what = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

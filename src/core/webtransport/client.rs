@@ -20,7 +20,7 @@ use super::wire;
 use crate::core::config::{CongestionControl, FlowLimits};
 use crate::core::counters::Counters;
 use crate::core::error::{Error, ErrorCode};
-use crate::core::h3::connection::{self, varint_code, Connection, FrameReader, Host, ReadOutcome};
+use crate::core::h3::connection::{self, close_unless_gone, varint_code, Connection, FrameReader, Host, ReadOutcome};
 use crate::core::h3::proto::{code, frame, put_frame};
 use crate::core::h3::qpack;
 use crate::core::h3::request::RequestInfo;
@@ -311,7 +311,7 @@ impl Client {
             router.router.bury(id);
             // One session per connection, as browsers do for sessions that pin certificates: its
             // end is the connection's (the driver waited for the close to be acknowledged).
-            conn.close(varint_code(code::H3_NO_ERROR), b"");
+            close_unless_gone(&conn, code::H3_NO_ERROR, b"");
         });
         Ok(Session { shared: session })
     }
