@@ -3,19 +3,23 @@
 // their name and a newline before the echo.
 //
 //   node multi-host-client.mjs spread --url U --hash H --local-address A --first-port P --sessions N --concurrency C
-//     N sessions, C at a time, each echoing one stream of random bytes; prints
-//     { hosts: { <name>: <sessions> }, failures: [<the first few errors>], ms }.
+//     N sessions, C at a time, each echoing one stream of random bytes; prints the local ports
+//     whose session each host answered, { ports: { <name>: [<port>, ...] }, failures: [<the
+//     first few errors>], failed, ms }.
 //     A process's sessions share one UDP socket per local address and port, so each session here
 //     binds a port of its own (P, P+1, ...): the balancer hashes the source port, and one socket
 //     would land every session on the same host.
 //   node multi-host-client.mjs hold --url U --hash H --local-address A --first-port P --watch-ms W
-//     One session; prints { host }. A line "send" on stdin then writes 4000 bytes on a new stream
-//     (packets a restarted server can answer with a stateless reset) and prints how the session
-//     ended, { closed: { name, source, code, message } | { closeCode, reason }, ms } (ms since the
-//     send; null when it ended before), or { open: true } when it is still open W ms after the send.
+//     One session; prints { host }, and how it ended whenever it does, { closed: { name, source,
+//     code, message } | { closeCode, reason }, ms } (ms since the "send" below; null before it).
+//     Lines on stdin:
+//       echo   one more stream echo: { host } or, after W ms without an answer, { error }
+//       send   writes 4000 bytes on a new stream (packets a restarted server can answer with a
+//              stateless reset), then prints { open: true } if the session is still open W ms later
 //
 // Every wait is bounded; the process exits when its stdin closes.
 import { randomBytes } from 'node:crypto'
+import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { WebTransport } from '../../index.js'
 
@@ -70,17 +74,19 @@ async function spread() {
   process.stdin.on('end', () => process.exit(1)).resume()
   const started = Date.now()
   const total = Number(args.sessions)
-  const hosts = {}
+  const ports = {}
   const failures = []
   let next = 0
   const worker = async () => {
     while (next < total) {
       const i = next++
-      const wt = open(Number(args['first-port']) + i)
+      const port = Number(args['first-port']) + i
+      const wt = open(port)
       try {
         await within(wt.ready, STEP_TIMEOUT, `session ${i} ready`)
         const host = await within(exchange(wt, randomBytes(3000)), STEP_TIMEOUT, `session ${i} echo`)
-        hosts[host] = (hosts[host] ?? 0) + 1
+        ports[host] ??= []
+        ports[host].push(port)
         wt.close()
         await within(wt.closed, STEP_TIMEOUT, `session ${i} closed`)
       } catch (error) {
@@ -90,7 +96,7 @@ async function spread() {
     }
   }
   await Promise.all(Array.from({ length: Number(args.concurrency) }, worker))
-  console.log(JSON.stringify({ hosts, failures: failures.slice(0, 5), failed: failures.length, ms: Date.now() - started }))
+  console.log(JSON.stringify({ ports, failures: failures.slice(0, 5), failed: failures.length, ms: Date.now() - started }))
   process.exit(0)
 }
 
@@ -105,17 +111,24 @@ async function hold() {
   }
   wt.closed.then(report, (e) => report({ name: e.name, source: e.source, code: e.code, message: e.message }))
   console.log(JSON.stringify({ host }))
-  process.stdin.setEncoding('utf8')
-  for await (const chunk of process.stdin) {
-    if (!chunk.includes('send') || sentAt !== null) continue
-    sentAt = Date.now()
-    setTimeout(() => {
-      console.log(JSON.stringify({ open: true }))
-      process.exit(0)
-    }, Number(args['watch-ms']))
-    // A session that ended meanwhile has reported already; its stream is not needed.
-    const stream = await wt.createBidirectionalStream().catch(() => null)
-    stream?.writable.getWriter().write(randomBytes(4000)).catch(() => {})
+  const watch = Number(args['watch-ms'])
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line === 'echo') {
+      const answer = await within(exchange(wt, randomBytes(2000)), watch, 'echo').then(
+        (host) => ({ host }),
+        (error) => ({ error: error.message }),
+      )
+      console.log(JSON.stringify(answer))
+    } else if (line === 'send' && sentAt === null) {
+      sentAt = Date.now()
+      setTimeout(() => {
+        console.log(JSON.stringify({ open: true }))
+        process.exit(0)
+      }, watch)
+      // A session that ended meanwhile has reported already; its stream is not needed.
+      const stream = await wt.createBidirectionalStream().catch(() => null)
+      stream?.writable.getWriter().write(randomBytes(4000)).catch(() => {})
+    }
   }
   process.exit(1)
 }

@@ -5,9 +5,11 @@
 //   node multi-host-server.mjs --name a --host 198.18.2.2 --port 4433 --cert c.pem --key k.pem \
 //     [--server-id <hex>] [--secret <hex>] [--workers <n>]
 //
-// Prints { listening: <port> } once ready. Exits when its stdin closes: the test holds the other
-// end, so a runner that dies takes its hosts along.
+// Prints { listening: <port> } once ready, and { counters: server.counters() } for each line
+// "counters" on stdin. Exits when its stdin closes: the test holds the other end, so a runner that
+// dies takes its hosts along.
 import { readFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { Server } from '../../index.js'
 
@@ -51,7 +53,10 @@ server.on('session', async (session) => {
 
 await server.ready
 console.log(JSON.stringify({ listening: server.address().port }))
-process.stdin.on('data', () => {})
-process.stdin.on('end', () => {
-  server.close().finally(() => process.exit(0))
-})
+createInterface({ input: process.stdin })
+  .on('line', (line) => {
+    if (line === 'counters') console.log(JSON.stringify({ counters: server.counters() }))
+  })
+  .on('close', () => {
+    server.close().finally(() => process.exit(0))
+  })

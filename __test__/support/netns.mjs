@@ -1,11 +1,12 @@
 // Network namespaces for __test__/multi-host.test.mjs: a client, a balancer and the hosts, each in a
 // namespace of its own, joined to the balancer by veth pairs (198.18.0.0/15, the range RFC 2544
 // sets aside for test networks, so nothing real is shadowed). The balancer forwards between them and
-// holds the service's virtual address only in an nftables DNAT rule, as kube-proxy's nftables mode
-// holds a Service's ClusterIP: no interface has it, the rule rewrites it to a host's address on the
-// first packet of a flow and conntrack keeps the flow on that host. The rule picks the host by a
-// hash of the source address and port (`jhash ip saddr . udp sport mod N`), so a client that keeps
-// its address and port keeps its host, and one that moves may land on another.
+// holds the service's virtual address only in an nftables DNAT rule, the way kube-proxy's nftables
+// mode holds a Service's ClusterIP: no interface has it, the rule rewrites it to a host's address on
+// the first packet of a flow, and conntrack keeps the rest of the flow on that host. kube-proxy
+// picks the host at random (`numgen random mod N`); this rule picks by a hash of the source address
+// and port (`jhash ip saddr . udp sport mod N`), so the same source always meets the same host and
+// a test can find out which. Either way a client whose port changes is a new flow, balanced afresh.
 //
 // Names carry this process's pid, so two runs never meet; namespaces a run that died left behind
 // (its pid gone) are deleted first. Processes run inside with `ip netns exec`, which execs in place:
@@ -68,6 +69,27 @@ export function createFleetNetwork(hostNames, port) {
       children.add(child)
       child.exited.then(() => children.delete(child))
       return child
+    },
+    /**
+     * NAT rebinding, as a home router does it: from now on the client's packets to the virtual
+     * address from port `from` leave with source port `to`, and the answers to `to` come back to
+     * `from`, rewritten statelessly in the client's namespace before anything else sees them. The
+     * client's socket does not know; the balancer sees a new flow. Replaces an earlier rebinding.
+     */
+    rebindClient(from, to) {
+      run('ip', ['netns', 'exec', client, 'nft', '-f', '-'], `add table ip rebind
+delete table ip rebind
+table ip rebind {
+  chain out {
+    type filter hook output priority raw; policy accept;
+    ip daddr ${VIRTUAL_ADDRESS} udp sport ${from} udp sport set ${to}
+  }
+  chain in {
+    type filter hook prerouting priority raw; policy accept;
+    ip saddr ${VIRTUAL_ADDRESS} udp dport ${to} udp dport set ${from}
+  }
+}
+`)
     },
     destroy() {
       for (const child of children) child.kill()
