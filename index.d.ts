@@ -172,9 +172,10 @@ export interface ServerOptions {
   /**
    * At least 32 bytes (a string counts its UTF-8 bytes) from which the stateless-reset key and
    * the address-token key are derived. Give every instance of a fleet the same secret and keep
-   * it across restarts: then any of them, or a restarted one, ends a connection it does not know
-   * at once with a stateless reset the client accepts, instead of leaving it to time out.
-   * Default: random keys known to this server only.
+   * it across restarts: then a restarted one ends its old process's connections at once with a
+   * stateless reset the client accepts, instead of leaving them to time out. (Packets naming
+   * another instance's `serverId` are dropped, never reset.) Default: random keys known to this
+   * server only.
    */
   secret?: Uint8Array | string
   /** Milliseconds `close()` lets sessions finish before the connections are closed. Default 2000. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suites need beyond the npm packages, on Debian or Ubuntu: browsers,
-# Python's aioquic, the cross-build and emulation tools, the Node.js binaries of every supported
-# line, and the Go modules of the webtransport-go peer clients. `npm test` runs it first when something is missing; .ci/run runs it too.
+# Python's aioquic, the cross-build and emulation tools, the network tools of the multi-host suite,
+# the Node.js binaries of every supported line, and the Go modules of the webtransport-go peer
+# clients. `npm test` runs it first when something is missing; .ci/run runs it too.
 #
 #   scripts/install-test-tools.sh           install what is missing (Debian packages need root)
 #   scripts/install-test-tools.sh --check   list what is missing, one item a line; exit 1 if any
@@ -39,6 +40,10 @@ for lib in ld-linux-aarch64.so.1 libstdc++.so.6 libatomic.so.1; do
   [ -e "/usr/aarch64-linux-gnu/lib/$lib" ] || { missing_apt+=(libc6-arm64-cross libstdc++6-arm64-cross libatomic1-arm64-cross); break; }
 done
 command -v objdump >/dev/null 2>&1 || missing_apt+=(binutils)
+# The multi-host suite builds network namespaces and veth pairs (ip) and a balancer in nftables
+# (nft); both live in /usr/sbin, which a non-root PATH may lack.
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing_apt+=(iproute2)
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing_apt+=(nftables)
 
 missing_python=0
 "$venv/bin/python" -c 'import aioquic, ziglang' >/dev/null 2>&1 && [ -x "$venv/bin/cargo-zigbuild" ] || missing_python=1
