@@ -12,13 +12,16 @@
 //   "burst <count> <size>\n"          the server sends `count` datagrams of `size` bytes back to back
 //   "burst-reuse <count> <size>\n"    the same, refilling one buffer between awaited writes
 //                                     (the first 4 bytes number them), then answers 'sent'
+// It runs two endpoints (`workers: 2`), as a server on a machine with three or more cores does by
+// default, so every client's packets go through the kernel's steering by connection ID (the
+// other suites keep this machine's default of one).
 // Stream errors the server sees (a peer's RESET_STREAM on read, STOP_SENDING on write) are recorded
 // in `streamErrors` as { kind: 'read' | 'write', streamErrorCode, source, code }.
 import { Server, generateCertificate, WebTransportError } from '../../index.js'
 
 export async function startEchoServer(options = {}) {
   const certificate = generateCertificate({ hostnames: ['localhost', '127.0.0.1', '::1'], days: 10 })
-  const server = new Server({ port: 0, host: '127.0.0.1', cert: certificate.cert, key: certificate.key, ...options })
+  const server = new Server({ port: 0, host: '127.0.0.1', cert: certificate.cert, key: certificate.key, workers: 2, ...options })
   const sessions = []
   const streamErrors = []
   server.on('session', (session) => {
