@@ -12,10 +12,12 @@
 //
 // Listens on 127.0.0.1 only, with the default options. Without --cert/--key it generates a
 // certificate. Prints one JSON line when listening:
-// {"ready":true,"port":N,"pid":N,"certHash":"<sha256 hex>"}. Exits when stdin reaches its end (so
-// a runner that dies takes its servers with it) or on SIGTERM/SIGINT.
+// {"ready":true,"port":N,"pid":N,"certHash":"<sha256 hex>"}, then answers each line it reads on
+// stdin with one line {"counters":...} of `server.counters()`. Exits when stdin reaches its end
+// (so a runner that dies takes its servers with it) or on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import readline from 'node:readline'
 import { X509Certificate, createHash } from 'node:crypto'
 import { echoSession } from '../examples/echo.mjs'
 
@@ -76,6 +78,8 @@ await server.ready
 process.stdout.write(
   JSON.stringify({ ready: true, port: server.address().port, pid: process.pid, certHash }) + '\n',
 )
-process.stdin.on('data', () => {})
-process.stdin.on('end', () => process.exit(0))
+readline
+  .createInterface({ input: process.stdin })
+  .on('line', () => process.stdout.write(JSON.stringify({ counters: server.counters() }) + '\n'))
+  .on('close', () => process.exit(0))
 for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(0))

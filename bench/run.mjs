@@ -71,7 +71,7 @@ const log = (line) => process.stderr.write(`${line}\n`)
 // What runs.
 
 const SERVERS = [
-  { name: 'js', label: '(a) JS echo on our API', cmd: process.execPath, args: [path.join(here, 'js-echo.mjs')] },
+  { name: 'js', label: '(a) JS echo on our API', cmd: process.execPath, args: [path.join(here, 'js-echo.mjs')], counters: true },
   // The same server with every byte read and written by JS (a reader/writer loop instead of
   // pipeTo, which runs natively): what an application that looks at its bytes gets. Only the
   // modes where that differs.
@@ -82,7 +82,7 @@ const SERVERS = [
     args: [path.join(here, 'js-echo.mjs'), '--loop'],
     modes: ['bulk', 'rr'],
   },
-  { name: 'core', label: '(b) Rust echo on our core', cmd: bin('core-echo'), args: [] },
+  { name: 'core', label: '(b) Rust echo on our core', cmd: bin('core-echo'), args: [], counters: true },
   { name: 'wtransport', label: '(c) wtransport 0.7 echo', cmd: bin('wtransport-echo'), args: [] },
   // The `http` mode: one fetch handler, HTTP/3 on our Server against HTTP/2 on node:http2, each
   // loaded by tools/h3-client over its protocol (`client`: its --transport).
@@ -337,9 +337,35 @@ async function startServer(def) {
     })
     child.once('error', (e) => reject(new Error(`${def.name}: ${e.message}`)))
   })
-  lines.on('line', () => {})
+  // Later lines answer askCounters, in order.
+  const answers = []
+  lines.on('line', (line) => answers.shift()?.(line))
   if (!info.port) throw new Error(`${def.name} reported no port`)
-  return { child, port: info.port, pid: child.pid, stderr: () => stderr }
+  return { child, port: info.port, pid: child.pid, stderr: () => stderr, counters: def.counters, answers }
+}
+
+/**
+ * The counters of a server that has them (`def.counters`: it answers a line on its stdin with
+ * `{"counters":{...}}`), or null (none, no answer within 2 s).
+ */
+function askCounters(server) {
+  if (!server.counters || exited(server.child)) return null
+  return new Promise((resolve) => {
+    const answer = (line) => {
+      clearTimeout(timer)
+      try {
+        resolve(JSON.parse(line).counters ?? null)
+      } catch {
+        resolve(null)
+      }
+    }
+    const timer = setTimeout(() => {
+      server.answers.splice(server.answers.indexOf(answer), 1)
+      resolve(null)
+    }, 2000)
+    server.answers.push(answer)
+    server.child.stdin.write('\n')
+  })
 }
 
 async function stopServer(server) {
@@ -424,6 +450,7 @@ async function runOnce(def, modeName, rep, client) {
       await sleep(300)
     }
     result.waitedForQuietSeconds = await waitForQuiet(server)
+    const countersBefore = await askCounters(server)
     const before = sample(server.pid, server.port)
     const busyBefore = machineBusySeconds()
     const runnerBefore = process.cpuUsage()
@@ -437,10 +464,12 @@ async function runOnce(def, modeName, rep, client) {
         // Let the server finish what the handshakes started, then sample it with everything open.
         await sleep(500)
         held = { ...sample(server.pid, server.port), sessions: ready.sessions }
+        held.counters = await askCounters(server)
       },
       client,
     )
     const after = sample(server.pid, server.port)
+    const countersAfter = await askCounters(server)
     const loadSeconds = (Date.now() - loadStarted) / 1000
     const runnerCpu = process.cpuUsage(runnerBefore)
     const busyAfter = machineBusySeconds()
@@ -464,6 +493,7 @@ async function runOnce(def, modeName, rep, client) {
       result.rssPerSessionKb = round((held.rssKb - before.rssKb) / held.sessions, 1)
       result.heldRssKb = held.rssKb
     }
+    Object.assign(result, { countersBefore, countersAfter })
     return result
   } finally {
     await stopServer(server)

@@ -9,13 +9,17 @@
 //!
 //! Listens on 127.0.0.1 only, with the core's default `ServerConfig`. Without `--cert`/`--key`
 //! it generates a certificate with `core::cert`. Prints one JSON line when listening:
-//! `{"ready":true,"port":N,"pid":N,"certHash":"<sha256 hex>"}`. Exits when stdin reaches its end
-//! (so a runner that dies takes its servers with it) or on SIGTERM/SIGINT.
+//! `{"ready":true,"port":N,"pid":N,"certHash":"<sha256 hex>"}`, then answers each line it reads
+//! on stdin with one line of the server's counters, `{"counters":{"connections":N,...}}`.
+//! Exits when stdin reaches its end (so a runner that dies takes its servers with it) or on
+//! SIGTERM/SIGINT.
 
+use std::io::{BufRead, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use tool_support::hash::hex;
+use tool_support::json::J;
 use tool_support::server::{self, Listen};
 use webtransport_napi::core::webtransport::echo;
 use webtransport_napi::core::{cert, config, tls, IncomingRequest, RequestHandler, Server, ServerConfig};
@@ -73,6 +77,7 @@ fn fail(message: String) -> ! {
 }
 
 fn main() {
+    let args = parse_args().unwrap_or_else(|e| fail(e));
     // The addon's runtime size (core::config::runtime_workers), so that (b) is the ceiling the
     // binding can reach on the same threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -80,11 +85,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| fail(format!("cannot start the runtime: {e}")));
-    runtime.block_on(serve());
+    runtime.block_on(serve(args));
 }
 
-async fn serve() {
-    let args = parse_args().unwrap_or_else(|e| fail(e));
+async fn serve(args: Args) {
     let (cert_pem, key_pem) = pems(&args).unwrap_or_else(|e| fail(e));
     let leaf = tls::parse_cert_chain(&cert_pem).map_err(|e| e.to_string()).unwrap_or_else(|e| fail(e));
     let hash = leaf.first().map(|der| ring::digest::digest(&ring::digest::SHA256, der.as_ref()));
@@ -96,6 +100,23 @@ async fn serve() {
     let server = Server::bind(config, Arc::new(Echo)).unwrap_or_else(|e| fail(e.to_string()));
     let port = server.local_addr().port();
     server::print_ready(port, &hash, &[]);
-    server::exit_on_stdin_eof();
+    answer_stdin(server);
     std::future::pending::<()>().await;
+}
+
+/// Answers each line on stdin with the server's counters (bench/run.mjs asks before and after a
+/// run); exits at stdin's end, as `tool_support::server::exit_on_stdin_eof` does.
+fn answer_stdin(server: Server) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            if line.is_err() {
+                break;
+            }
+            let c = server.counters();
+            let counters = J::obj([("connections", J::Num(c.connections)), ("sessions", J::Num(c.sessions))]);
+            println!("{}", J::obj([("counters", counters)]).to_json());
+            let _ = std::io::stdout().flush();
+        }
+        std::process::exit(0);
+    });
 }
