@@ -305,6 +305,12 @@ export interface NativeServerOptions {
   flowMaxStreamsUni?: number
   /** Largest regular request body accepted, in bytes (a safe integer); larger gets 413. */
   maxRequestBodySize?: number
+  /** Endpoints sharing the address, steered by connection ID (Linux; elsewhere 1). */
+  workers?: number
+  /** Bytes written into every connection ID for a QUIC-LB-aware balancer. */
+  serverId?: Buffer
+  /** Derives the stateless-reset and address-token keys (at least 32 bytes). */
+  secret?: Buffer
 }
 
 /** Counters for `getStats()`. */
@@ -372,6 +378,8 @@ export interface ServerCounters {
   nativeRequests: number
   nativeSessions: number
   nativeStreams: number
+  /** Each endpoint ("worker") of the server, in the order of its socket. */
+  workers: Array<WorkerCounters>
 }
 
 /** How a session ended, for JS. */
@@ -391,4 +399,14 @@ export interface SessionEndInfo {
 export interface StopInfo {
   stopped: boolean
   code?: number
+}
+
+/** What one endpoint has seen since the server started. */
+export interface WorkerCounters {
+  /** UDP datagrams received. */
+  packets: number
+  /** Short-header datagrams whose connection ID names another worker (0 while steering works). */
+  misrouted: number
+  /** Connections accepted. */
+  connections: number
 }

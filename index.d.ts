@@ -155,6 +155,28 @@ export interface ServerOptions {
   keyLog?: boolean
   /** Congestion controller. Default 'cubic'. */
   congestionControl?: 'cubic' | 'bbr' | 'newreno'
+  /**
+   * QUIC endpoints sharing the port, 1 to 64, so that several threads receive and decrypt at
+   * once. Linux only (SO_REUSEPORT and a classic-BPF program that steers every packet to the
+   * endpoint its connection ID names, so a client whose port changes stays on its endpoint);
+   * elsewhere always 1. Default: the native runtime's threads (the cores but one).
+   */
+  workers?: number
+  /**
+   * 1 to 14 bytes (or their hex) written into every connection ID after its first octet, the
+   * QUIC-LB plaintext layout that balancers routing by connection ID read (AWS NLB's QUIC
+   * listeners: the target's 8-byte QuicServerId). Packets whose ID lacks it are dropped, not
+   * answered with a stateless reset. Default: none.
+   */
+  serverId?: Uint8Array | string
+  /**
+   * At least 32 bytes (a string counts its UTF-8 bytes) from which the stateless-reset key and
+   * the address-token key are derived. Give every instance of a fleet the same secret and keep
+   * it across restarts: then any of them, or a restarted one, ends a connection it does not know
+   * at once with a stateless reset the client accepts, instead of leaving it to time out.
+   * Default: random keys known to this server only.
+   */
+  secret?: Uint8Array | string
   /** Milliseconds `close()` lets sessions finish before the connections are closed. Default 2000. */
   closeGrace?: number
   /**
@@ -442,6 +464,18 @@ export interface ServerCounters {
   nativeSessions: number
   /** Native stream objects JS still holds, process-wide (freed after GC). */
   nativeStreams: number
+  /** Each endpoint (see `workers`), in the order of its socket. */
+  workers: WorkerCounters[]
+}
+
+/** What one endpoint has seen since the server started. */
+export interface WorkerCounters {
+  /** UDP datagrams received. */
+  packets: number
+  /** Short-header datagrams whose connection ID names another endpoint; 0 while steering works. */
+  misrouted: number
+  /** Connections accepted. */
+  connections: number
 }
 
 /** An HTTP/3 WebTransport server. */

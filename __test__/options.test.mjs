@@ -54,6 +54,15 @@ test('bad option values throw TypeError/RangeError with WT_ERR_INVALID_OPTION', 
   throwsWith({ ...base, flowControl: { maxData: 2 ** 60 } }, RangeError, 'WT_ERR_INVALID_OPTION', /maxData/)
   throwsWith({ ...base, flowControl: { maxStreamsBidi: 1.5 } }, TypeError, 'WT_ERR_INVALID_OPTION', /maxStreamsBidi/)
   throwsWith({ ...base, flowControl: { maxStreamsUni: 0 } }, RangeError, 'WT_ERR_INVALID_OPTION', /maxStreamsUni/)
+  throwsWith({ ...base, workers: 0 }, RangeError, 'WT_ERR_INVALID_OPTION', /workers/)
+  throwsWith({ ...base, workers: 65 }, RangeError, 'WT_ERR_INVALID_OPTION', /workers/)
+  throwsWith({ ...base, workers: 1.5 }, TypeError, 'WT_ERR_INVALID_OPTION', /workers/)
+  throwsWith({ ...base, serverId: 7 }, TypeError, 'WT_ERR_INVALID_OPTION', /serverId/)
+  throwsWith({ ...base, serverId: 'xyz' }, TypeError, 'WT_ERR_INVALID_OPTION', /serverId/)
+  throwsWith({ ...base, serverId: new Uint8Array(0) }, RangeError, 'WT_ERR_INVALID_OPTION', /serverId/)
+  throwsWith({ ...base, serverId: new Uint8Array(15) }, RangeError, 'WT_ERR_INVALID_OPTION', /serverId/)
+  throwsWith({ ...base, secret: 'thirty-one bytes is too short..' }, RangeError, 'WT_ERR_INVALID_OPTION', /secret/)
+  throwsWith({ ...base, secret: {} }, TypeError, 'WT_ERR_INVALID_OPTION', /secret/)
 })
 
 test('bad certificates and keys throw TypeError before anything binds', () => {
@@ -104,6 +113,25 @@ test('a taken port: ready rejects and an error event carries WT_ERR_BIND / EADDR
   assert.equal(emitted.code, 'WT_ERR_BIND')
   assert.equal(server.address(), null)
   socket.close()
+})
+
+test('workers: one endpoint each, and a port another group holds is refused, not joined', async () => {
+  const fleet = { serverId: '0102030405060708', secret: 'a fleet secret of at least 32 bytes' }
+  const first = new Server({ ...base, ...fleet, workers: 3 })
+  await first.ready
+  assert.equal(first.counters().workers.length, 3)
+  assert.deepEqual(first.counters().workers[0], { packets: 0, misrouted: 0, connections: 0 })
+  // SO_REUSEPORT alone would let a second group on the port take part of the first one's traffic.
+  for (const workers of [1, 2]) {
+    const second = new Server({ ...base, workers, port: first.address().port })
+    second.on('error', () => {})
+    await assert.rejects(second.ready, (e) => e.code === 'WT_ERR_BIND' && e.systemError === 'EADDRINUSE')
+  }
+  await first.close()
+  const single = new Server({ ...base, workers: 1 })
+  await single.ready
+  assert.equal(single.counters().workers.length, 1)
+  await single.close()
 })
 
 test('PEM keys in PKCS#8, SEC1 and PKCS#1 (RSA), as strings or Buffers', async (t) => {

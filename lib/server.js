@@ -109,6 +109,30 @@ function congestionOption(options) {
   return value
 }
 
+/** `serverId`: a Uint8Array or a hex string, 1 to 14 bytes. */
+function serverIdOption(options) {
+  const value = options.serverId
+  if (value === undefined) return undefined
+  let bytes
+  if (typeof value === 'string' && /^(?:[0-9a-fA-F]{2})+$/.test(value)) bytes = Buffer.from(value, 'hex')
+  else if (value instanceof Uint8Array) bytes = Buffer.from(value)
+  else throw invalidOption('serverId must be a Uint8Array or a hex string')
+  if (bytes.length < 1 || bytes.length > 14) throw invalidOption(`serverId must be 1 to 14 bytes, got ${bytes.length}`, RangeError)
+  return bytes
+}
+
+/** `secret`: a Uint8Array or a string (its UTF-8 bytes), at least 32 bytes. */
+function secretOption(options) {
+  const value = options.secret
+  if (value === undefined) return undefined
+  let bytes
+  if (typeof value === 'string') bytes = Buffer.from(value, 'utf8')
+  else if (value instanceof Uint8Array) bytes = Buffer.from(value)
+  else throw invalidOption('secret must be a Uint8Array or a string')
+  if (bytes.length < 32) throw invalidOption(`secret must be at least 32 bytes, got ${bytes.length}`, RangeError)
+  return bytes
+}
+
 function protocolsOption(options) {
   const value = options.protocols
   if (value === undefined) return []
@@ -208,6 +232,9 @@ class Server extends EventEmitter {
       keyLog: booleanOption(options, 'keyLog'),
       ...flowControlOption(options),
       maxRequestBodySize: integerOption(options, 'maxRequestBodySize', { min: 0, max: Number.MAX_SAFE_INTEGER, fallback: undefined }),
+      workers: integerOption(options, 'workers', { min: 1, max: 64, fallback: undefined }),
+      serverId: serverIdOption(options),
+      secret: secretOption(options),
     }
     let bindError = null
     const hub = this.#hub

@@ -35,6 +35,8 @@ const app = new Hono<{ Bindings: FetchInfo }>()
 app.get('/hello/:name', (c) => c.json({ hello: c.req.param('name'), from: c.env.remoteAddress }))
 new Server({ cert, key, fetch: app.fetch })
 new Server({ cert, key, fetch: new Hono().fetch })
+new Server({ cert, key, workers: 2, serverId: "0a0b0c0d01020304", secret: new Uint8Array(32) })
+new Server({ cert, key, serverId: new Uint8Array([1, 2]), secret: "a fleet secret of thirty-two bytes!" })
 
 server.on('session', async (session: WebTransportSession) => {
   const path: string = session.request.path
@@ -88,6 +90,8 @@ server.on('listening', () => {
   if (address) void address.port
   const { connections, sessions, faults, tasks, streamHalves, nativeSessions, nativeStreams, nativeRequests } = server.counters()
   void [connections, sessions, faults, tasks, streamHalves, nativeSessions, nativeStreams, nativeRequests]
+  const perWorker: number[] = server.counters().workers.map((w) => w.packets + w.misrouted + w.connections)
+  void perWorker
 })
 
 const resetReason = new WebTransportError('done', { source: 'stream', streamErrorCode: 7 })

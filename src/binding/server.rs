@@ -45,6 +45,12 @@ pub struct NativeServerOptions {
     pub flow_max_streams_uni: Option<u32>,
     /// Largest regular request body accepted, in bytes (a safe integer); larger gets 413.
     pub max_request_body_size: Option<f64>,
+    /// Endpoints sharing the address, steered by connection ID (Linux; elsewhere 1).
+    pub workers: Option<u32>,
+    /// Bytes written into every connection ID for a QUIC-LB-aware balancer.
+    pub server_id: Option<Buffer>,
+    /// Derives the stateless-reset and address-token keys (at least 32 bytes).
+    pub secret: Option<Buffer>,
 }
 
 type RequestCallback = ThreadsafeFunction<NativeRequest, (), NativeRequest, Status, false>;
@@ -190,6 +196,13 @@ impl NativeServer {
         if let Some(name) = options.congestion_control.as_deref() {
             config.congestion_control = name.parse().map_err(to_js)?;
         }
+        if let Some(v) = options.workers {
+            config.workers = v as usize;
+        }
+        if let Some(v) = options.server_id {
+            config.server_id = v.to_vec();
+        }
+        config.secret = options.secret.map(|v| v.to_vec());
         let serves_http = on_http.is_some();
         let handler = Arc::new(JsRequestHandler {
             callback: Mutex::new(Some(Arc::new(on_request))),
@@ -230,6 +243,15 @@ impl NativeServer {
             native_requests: super::live::get(&super::live::REQUESTS),
             native_sessions: super::live::get(&super::live::SESSIONS),
             native_streams: super::live::get(&super::live::STREAMS),
+            workers: c
+                .workers
+                .iter()
+                .map(|w| WorkerCounters {
+                    packets: w.packets as f64,
+                    misrouted: w.misrouted as f64,
+                    connections: w.connections as f64,
+                })
+                .collect(),
         }
     }
 
@@ -258,6 +280,19 @@ pub struct ServerCounters {
     pub native_requests: f64,
     pub native_sessions: f64,
     pub native_streams: f64,
+    /// Each endpoint ("worker") of the server, in the order of its socket.
+    pub workers: Vec<WorkerCounters>,
+}
+
+/// What one endpoint has seen since the server started.
+#[napi(object)]
+pub struct WorkerCounters {
+    /// UDP datagrams received.
+    pub packets: f64,
+    /// Short-header datagrams whose connection ID names another worker (0 while steering works).
+    pub misrouted: f64,
+    /// Connections accepted.
+    pub connections: f64,
 }
 
 /// Like Node's `server.address()`.

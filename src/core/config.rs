@@ -118,6 +118,23 @@ pub struct ServerConfig {
     pub flow_control: FlowLimits,
     /// Largest regular request body accepted, in bytes; larger gets 413.
     pub max_request_body: u64,
+    /// Endpoints (sockets and quinn endpoint tasks) sharing the address, at most
+    /// [`MAX_WORKERS`](super::endpoint::MAX_WORKERS). Linux only (SO_REUSEPORT and a classic-BPF
+    /// program steering by connection ID); elsewhere always 1. Default: the runtime's workers.
+    pub workers: usize,
+    /// Written into every connection ID after its first octet (QUIC-LB plaintext layout) for a
+    /// balancer that routes by it, such as AWS NLB's QUIC listeners (8 bytes there); at most
+    /// [`MAX_SERVER_ID`](super::endpoint::ids::MAX_SERVER_ID) bytes, empty for none. Packets
+    /// whose ID lacks it are dropped, not answered with a stateless reset.
+    pub server_id: Vec<u8>,
+    /// At least 32 bytes from which the stateless-reset key and the address-token key are
+    /// derived, shared by every instance of a fleet and kept across restarts; `None`: random
+    /// keys, which only this process knows.
+    pub secret: Option<Vec<u8>>,
+    /// Whether the workers' sockets are steered by connection ID. Off, the kernel picks by a hash
+    /// of the 4-tuple, which loses connections whose client changes port: there only to show
+    /// that (the tests' negative control) and to compare.
+    pub steer: bool,
 }
 
 impl ServerConfig {
@@ -143,18 +160,23 @@ impl ServerConfig {
             socket_buffer: 512 << 10,
             flow_control: FlowLimits::default(),
             max_request_body: 64 * 1024 * 1024,
+            workers: runtime_workers(),
+            server_id: Vec::new(),
+            secret: None,
+            steer: true,
         }
     }
 
-    /// Builds quinn's server configuration; fails on a bad certificate, key or limit.
-    pub fn quinn_config(&self) -> Result<quinn::ServerConfig> {
+    /// Builds quinn's server configuration, its address tokens sealed with `token_key`; fails on
+    /// a bad certificate, key or limit.
+    pub fn quinn_config(&self, token_key: Arc<ring::hkdf::Prk>) -> Result<quinn::ServerConfig> {
         let mut crypto = tls::server_crypto(&self.cert_pem, &self.key_pem)?;
         if self.key_log {
             crypto.key_log = Arc::new(rustls::KeyLogFile::new());
         }
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto)
             .map_err(|e| Error::new(ErrorCode::InvalidCert, format!("tls setup for quic failed: {e}")))?;
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let mut server = quinn::ServerConfig::new(Arc::new(crypto), token_key);
         let mut transport = quinn::TransportConfig::default();
         // The session's own CONNECT request is a client bidirectional stream too; without a slot
         // for it a session would get one stream fewer than configured.

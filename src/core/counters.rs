@@ -2,6 +2,8 @@
 
 use std::sync::atomic::AtomicU64;
 
+pub use super::endpoint::WorkerCounts;
+
 /// Live counts of one server.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -12,7 +14,7 @@ pub struct Counters {
 }
 
 /// A snapshot of [`Counters`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterSnapshot {
     pub connections: u64,
     pub sessions: u64,
@@ -21,4 +23,6 @@ pub struct CounterSnapshot {
     pub tasks: u64,
     /// WebTransport stream halves alive in the process (all servers).
     pub stream_halves: u64,
+    /// Each worker's endpoint, in the order of its socket in the group.
+    pub workers: Vec<WorkerCounts>,
 }

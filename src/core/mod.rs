@@ -13,6 +13,7 @@
 pub mod cert;
 pub mod config;
 pub mod counters;
+pub mod endpoint;
 pub mod error;
 pub mod h3;
 pub mod http;

@@ -1,4 +1,4 @@
-//! The server: a quinn endpoint and its accept loop, the HTTP/3 layer every connection runs and
+//! The server: its quinn endpoints (one per worker) and their accept loops, the HTTP/3 layer every connection runs and
 //! the WebTransport layer above it, and shutdown.
 
 use std::net::SocketAddr;
@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use super::config::ServerConfig;
 use super::counters::{CounterSnapshot, Counters};
+use super::endpoint::{self, EndpointKeys, EndpointPlan, IdLayout, Worker};
 use super::error::{Error, ErrorCode, Result};
 use super::h3::connection::{self, Host, RequestService};
 use super::h3::proto::code;
@@ -28,7 +29,7 @@ pub struct Server {
     host: Arc<Host>,
     webtransport: Arc<WebTransport>,
     closed: Arc<AtomicBool>,
-    endpoint: quinn::Endpoint,
+    workers: Arc<Vec<Worker>>,
     local_addr: SocketAddr,
 }
 
@@ -36,17 +37,6 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server").field("local_addr", &self.local_addr).finish()
     }
-}
-
-fn os_code(kind: std::io::ErrorKind) -> Option<&'static str> {
-    use std::io::ErrorKind::*;
-    Some(match kind {
-        AddrInUse => "EADDRINUSE",
-        AddrNotAvailable => "EADDRNOTAVAIL",
-        PermissionDenied => "EACCES",
-        InvalidInput => "EINVAL",
-        _ => return None,
-    })
 }
 
 impl Server {
@@ -62,28 +52,21 @@ impl Server {
         handler: Arc<dyn RequestHandler>,
         http: Option<Arc<dyn HttpHandler>>,
     ) -> Result<Self> {
-        let quinn_config = config.quinn_config()?;
-        let socket = std::net::UdpSocket::bind(config.addr).map_err(|e| {
-            let mut err = Error::new(ErrorCode::Bind, format!("cannot bind udp {}: {e}", config.addr));
-            err.os_code = os_code(e.kind());
-            err
-        })?;
-        // Best effort: a kernel that refuses or caps the size still gives a working socket.
-        let sock = socket2::SockRef::from(&socket);
-        if config.socket_buffer > 0 {
-            let _ = sock.set_recv_buffer_size(config.socket_buffer);
-        }
-        let runtime = quinn::default_runtime()
-            .ok_or_else(|| Error::new(ErrorCode::Bind, "no async runtime to run the endpoint on"))?;
-        let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(quinn_config), socket, runtime)
-            .map_err(|e| {
-                let mut err = Error::new(ErrorCode::Bind, format!("cannot use udp {}: {e}", config.addr));
-                err.os_code = os_code(e.kind());
-                err
-            })?;
-        let local_addr = endpoint
-            .local_addr()
-            .map_err(|e| Error::new(ErrorCode::Bind, format!("cannot read the bound address: {e}")))?;
+        let keys = EndpointKeys::new(config.secret.as_deref())?;
+        let quinn_config = config.quinn_config(keys.token.clone())?;
+        let plan = EndpointPlan {
+            addr: config.addr,
+            workers: config.workers,
+            layout: IdLayout::new(config.server_id.clone())?,
+            keys,
+            steer: config.steer,
+            socket_buffer: config.socket_buffer,
+        };
+        let workers = endpoint::start(&plan, quinn_config)?;
+        let local_addr = workers
+            .first()
+            .and_then(|w| w.endpoint.local_addr().ok())
+            .ok_or_else(|| Error::new(ErrorCode::Bind, "cannot read the bound address"))?;
         let closing = CancellationToken::new();
         let counters = Arc::new(Counters::default());
         let max_header_bytes = config.max_header_bytes;
@@ -100,19 +83,23 @@ impl Server {
             extension: Some(webtransport.clone()),
             requests,
         });
-        let accept_endpoint = endpoint.clone();
-        let accept_host = host.clone();
-        host.tracker.spawn(async move {
-            loop {
-                let incoming = tokio::select! {
-                    incoming = accept_endpoint.accept() => incoming,
-                    () = accept_host.closing.cancelled() => None,
-                };
-                let Some(incoming) = incoming else { break };
-                accept_host.tracker.spawn(connection::run(incoming, accept_host.clone()));
-            }
-        });
-        Ok(Self { host, webtransport, closed: Arc::default(), endpoint, local_addr })
+        for worker in &workers {
+            let endpoint = worker.endpoint.clone();
+            let counters = worker.counters.clone();
+            let host = host.clone();
+            host.clone().tracker.spawn(async move {
+                loop {
+                    let incoming = tokio::select! {
+                        incoming = endpoint.accept() => incoming,
+                        () = host.closing.cancelled() => None,
+                    };
+                    let Some(incoming) = incoming else { break };
+                    counters.connections.fetch_add(1, Ordering::Relaxed);
+                    host.tracker.spawn(connection::run(incoming, host.clone()));
+                }
+            });
+        }
+        Ok(Self { host, webtransport, closed: Arc::default(), workers: Arc::new(workers), local_addr })
     }
 
     async fn wait_for_sessions(&self, limit: Duration) {
@@ -141,6 +128,7 @@ impl Server {
             faults: c.faults.load(Ordering::Relaxed),
             tasks: self.host.tracker.len() as u64,
             stream_halves: live_stream_halves(),
+            workers: self.workers.iter().map(|w| w.counters.snapshot()).collect(),
         }
     }
 
@@ -150,7 +138,9 @@ impl Server {
     /// every task. Idempotent: later calls wait for the same end.
     pub async fn close(&self, code: u32, reason: &str, grace: Duration) {
         if !self.closed.swap(true, Ordering::SeqCst) {
-            self.endpoint.set_server_config(None);
+            for worker in self.workers.iter() {
+                worker.endpoint.set_server_config(None);
+            }
             self.host.closing.cancel();
             self.wait_for_sessions(grace).await;
             let sessions: Vec<_> = self.webtransport.sessions().values().cloned().collect();
@@ -167,10 +157,17 @@ impl Server {
             while self.host.counters.connections.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            self.endpoint.close(quinn::VarInt::from_u32(code::H3_NO_ERROR as u32), b"server closed");
+            for worker in self.workers.iter() {
+                worker.endpoint.close(quinn::VarInt::from_u32(code::H3_NO_ERROR as u32), b"server closed");
+            }
             self.host.tracker.close();
         }
         self.host.tracker.wait().await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        let idle = async {
+            for worker in self.workers.iter() {
+                worker.endpoint.wait_idle().await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), idle).await;
     }
 }
