@@ -643,6 +643,8 @@ function headline(r) {
     case 'dgramRate':
       return (
         `offered ${Math.round(p.offeredPerSec)}/s, echoed ${Math.round(p.echoedPerSec)}/s, loss ${p.lossPercent.toFixed(2)} %, server socket drops ${r.udpDrops}` +
+        (p.sessions > 1 ? `, least-served session ${Math.round(leastServedPercent(r))} % of the mean` : '') +
+        (p.sessionsUnanswered ? `, ${p.sessionsUnanswered} sessions got NOTHING back` : '') +
         spreadNote(r)
       )
     case 'http':
@@ -683,6 +685,7 @@ const METRICS = {
   dgram8LossPercent: ['dgram8', (r) => r.report.lossPercent],
   dgram8CpuS: ['dgram8', (r) => r.serverCpuSeconds],
   dgram8ClientCpuS: ['dgram8', (r) => clientCpu(r)],
+  dgram8LeastServedPercent: ['dgram8', (r) => leastServedPercent(r)],
   dgramRateLossPercent: ['dgramRate', (r) => r.report.lossPercent],
   dgramRateEchoPerSec: ['dgramRate', (r) => r.report.echoedPerSec],
   sessionsReadyMs: ['sessions', (r) => r.report.allReadyMs],
@@ -705,6 +708,12 @@ const METRICS = {
   dgramClientCpuS: ['dgram', (r) => clientCpu(r)],
   dgram10kClientCpuS: ['dgram10k', (r) => clientCpu(r)],
   sessionsClientCpuS: ['sessions', (r) => clientCpu(r)],
+}
+/** Of a multi-session dgram run, the echoes of the least-served session, in % of the mean. */
+function leastServedPercent(r) {
+  const each = r.report.returnedPerSession
+  const mean = each.reduce((a, b) => a + b, 0) / each.length
+  return mean ? (100 * Math.min(...each)) / mean : NaN
 }
 function clientCpu(r) {
   return r.report.measuredCpuSeconds ?? r.report.clientCpuSeconds
@@ -878,6 +887,7 @@ const split = (counts) => (counts ? counts.map((n) => fmt(n)).join(' / ') : '—
 const workerHeader = [
   'server',
   'dgram, 8 sessions: echo/s (loss %)',
+  'least-served session, % of the mean',
   'packets per endpoint',
   'CPU s server / client',
   sessionsHeader,
@@ -891,6 +901,7 @@ for (const two of servers.filter((d) => d.base && summary[d.base] && ran(d, () =
     workerRows.push([
       def.label + (def.base ? '' : `, workers: ${s.workers ?? 'default'}`) + (s.failedRuns ? ` (${s.failedRuns} failed)` : ''),
       `${fmt(s.dgram8EchoPerSec)} (${fmt(s.dgram8LossPercent, 1)} %)`,
+      `${fmt(s.dgram8LeastServedPercent)} %`,
       split(s.dgram8PacketsPerWorker) + (s.misroutedPackets ? ` (${fmt(s.misroutedPackets)} misrouted)` : ''),
       `${fmt(s.dgram8CpuS, 2)} / ${fmt(s.dgram8ClientCpuS, 2)}`,
       `${fmt(s.sessionsReadyMs)} ms`,
@@ -902,6 +913,7 @@ for (const two of servers.filter((d) => d.base && summary[d.base] && ran(d, () =
   workerRows.push([
     `ratio ${two.name} / ${two.base}`,
     x(r.dgram8EchoPerSec),
+    '',
     '',
     `${x(r.dgram8CpuS)} / ${x(r.dgram8ClientCpuS)}`,
     x(r.sessionsReadyMs),
