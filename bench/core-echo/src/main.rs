@@ -6,7 +6,7 @@
 //! back in the batches they are read in.
 //!
 //! Usage: core-echo [--cert cert.pem --key key.pem] [--port N] [--socket-buffer BYTES]
-//!                  [--workers N]
+//!                  [--workers N] [--threads N]
 //!
 //! Listens on 127.0.0.1 only, with the core's default `ServerConfig` (`--workers N`: N QUIC
 //! endpoints sharing the port, `ServerConfig::workers`). Without `--cert`/`--key` it generates a
@@ -45,10 +45,12 @@ struct Args {
     socket_buffer: Option<usize>,
     /// Overrides the number of QUIC endpoints (bench/run.mjs: 1 against 2).
     workers: Option<usize>,
+    /// Overrides the runtime's threads (diagnosis: one endpoint on as many threads as two get).
+    threads: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { listen: Listen::default(), socket_buffer: None, workers: None };
+    let mut args = Args { listen: Listen::default(), socket_buffer: None, workers: None, threads: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         if args.listen.take(&arg, &mut it)? {
@@ -62,6 +64,10 @@ fn parse_args() -> Result<Args, String> {
             "--workers" => {
                 let value = it.next().ok_or("--workers needs a value")?;
                 args.workers = Some(value.parse().map_err(|_| "bad --workers".to_string())?)
+            }
+            "--threads" => {
+                let value = it.next().ok_or("--threads needs a value")?;
+                args.threads = Some(value.parse().ok().filter(|n: &usize| *n > 0).ok_or("bad --threads")?)
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -103,7 +109,7 @@ fn main() {
     // driver is one task, and K of them on fewer threads take turns instead of running in
     // parallel, which is what K endpoints are for. (The addon does not grow its runtime so:
     // there, `workers: 2` on a one-thread runtime is what a user gets.)
-    let threads = config::runtime_workers().max(config.workers);
+    let threads = args.threads.unwrap_or(config::runtime_workers().max(config.workers));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
