@@ -311,14 +311,19 @@ function machineBusySeconds() {
   }
 }
 
-/** The kernel's drop counter of the UDP socket bound to 127.0.0.1:port (receive buffer full). */
+/**
+ * The kernel's drop counters (receive buffer full) of the UDP sockets bound to 127.0.0.1:port,
+ * summed: a server with several endpoints (`workers`) has one socket each on the same port.
+ */
 function udpDrops(port) {
   try {
     const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+    let drops = null
     for (const line of fs.readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/)
-      if (cols[1] === want) return Number(cols[cols.length - 1])
+      if (cols[1] === want) drops += Number(cols[cols.length - 1])
     }
+    return drops
   } catch {}
   return null
 }
