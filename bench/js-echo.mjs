@@ -9,13 +9,16 @@
 // into JS and written back from it, server (a') of the benchmark.
 //
 // Usage: node bench/js-echo.mjs [--cert cert.pem --key key.pem] [--port N] [--stats] [--loop]
+//                               [--workers N]
 //
-// Listens on 127.0.0.1 only, with the default options. Without --cert/--key it generates a
-// certificate. Prints one JSON line when listening:
-// {"ready":true,"port":N,"pid":N,"certHash":"<sha256 hex>"}. Exits when stdin reaches its end (so
-// a runner that dies takes its servers with it) or on SIGTERM/SIGINT.
+// Listens on 127.0.0.1 only, with the default options (--workers N: the `workers` option, QUIC
+// endpoints sharing the port). Without --cert/--key it generates a certificate. Prints one JSON
+// line when listening: {"ready":true,"port":N,"pid":N,"certHash":"<sha256 hex>"}, then answers
+// each line it reads on stdin with one line {"counters":...} of `server.counters()`. Exits when
+// stdin reaches its end (so a runner that dies takes its servers with it) or on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import readline from 'node:readline'
 import { X509Certificate, createHash } from 'node:crypto'
 import { echoSession } from '../examples/echo.mjs'
 
@@ -37,7 +40,8 @@ if (arg('--cert')) {
 }
 const certHash = createHash('sha256').update(new X509Certificate(cert).raw).digest('hex')
 
-const server = new Server({ host: '127.0.0.1', port: Number(arg('--port') ?? 0), cert, key })
+const workers = arg('--workers') === undefined ? {} : { workers: Number(arg('--workers')) }
+const server = new Server({ host: '127.0.0.1', port: Number(arg('--port') ?? 0), cert, key, ...workers })
 
 // --stats: print each session's getStats() to stderr every second while it is open (diagnosis
 // only; off in the benchmark).
@@ -76,6 +80,8 @@ await server.ready
 process.stdout.write(
   JSON.stringify({ ready: true, port: server.address().port, pid: process.pid, certHash }) + '\n',
 )
-process.stdin.on('data', () => {})
-process.stdin.on('end', () => process.exit(0))
+readline
+  .createInterface({ input: process.stdin })
+  .on('line', () => process.stdout.write(JSON.stringify({ counters: server.counters() }) + '\n'))
+  .on('close', () => process.exit(0))
 for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(0))

@@ -8,6 +8,9 @@
 // from tools/h3-client's `load` over each protocol:
 //   (d) fetch-h3    our Server's `fetch` option, HTTP/3
 //   (e) fetch-h2    node:http2 over TLS with a Request/Response adapter, HTTP/2: the baseline of (d)
+// and, in the `sessions` and `dgram8` modes, (a) and (b) again with their load spread over two QUIC
+// endpoints (the `workers` option, issue 15) against one, in a table of their own:
+//   js-w2, core-w2  `workers: 2` (js, core: the default, 1 on a 2-core machine)
 // Each (mode, server) pair runs on a freshly started server, `--reps` times (default 3; the table
 // shows medians). Server CPU seconds (/proc/<pid>/stat utime+stime) and RSS (/proc/<pid>/status
 // VmRSS) are sampled before and after every run, and the server socket's drop counter
@@ -25,8 +28,10 @@
 //   --smoke          short runs (a few seconds per mode and server), one repetition, no
 //                    results.json unless --out is given; for `npm test`
 //   --reps N         repetitions (default 3, smoke 1)
-//   --modes a,b      only these modes (bulk, rr, dgram, dgram10k, sessions, sessions10k, http)
-//   --servers a,b    only these servers (js, js-loop, core, wtransport; fetch-h3, fetch-h2 for http)
+//   --modes a,b      only these modes (bulk, rr, dgram, dgram10k, dgram8, sessions, sessions10k,
+//                    http)
+//   --servers a,b    only these servers (js, js-loop, core, wtransport, js-w2, core-w2; fetch-h3,
+//                    fetch-h2 for http)
 //   --clients a,b    load the echo servers with these clients (wt-load, node; default both):
 //                    wt-load runs every echo server, node the servers named by --servers, else
 //                    js, core, wtransport (smoke: js, wtransport); neither runs the http mode
@@ -71,7 +76,7 @@ const log = (line) => process.stderr.write(`${line}\n`)
 // What runs.
 
 const SERVERS = [
-  { name: 'js', label: '(a) JS echo on our API', cmd: process.execPath, args: [path.join(here, 'js-echo.mjs')] },
+  { name: 'js', label: '(a) JS echo on our API', cmd: process.execPath, args: [path.join(here, 'js-echo.mjs')], counters: true },
   // The same server with every byte read and written by JS (a reader/writer loop instead of
   // pipeTo, which runs natively): what an application that looks at its bytes gets. Only the
   // modes where that differs.
@@ -82,8 +87,30 @@ const SERVERS = [
     args: [path.join(here, 'js-echo.mjs'), '--loop'],
     modes: ['bulk', 'rr'],
   },
-  { name: 'core', label: '(b) Rust echo on our core', cmd: bin('core-echo'), args: [] },
+  { name: 'core', label: '(b) Rust echo on our core', cmd: bin('core-echo'), args: [], counters: true },
   { name: 'wtransport', label: '(c) wtransport 0.7 echo', cmd: bin('wtransport-echo'), args: [] },
+  // Issue 15: (a) and (b) with two QUIC endpoints (`workers: 2`) against their default one
+  // (`base`), where the load is many connections: a connection stays on one endpoint, so the
+  // single-session modes would never use the second. They answer a line on stdin with their
+  // counters (`counters`), which say how the packets and connections spread over the endpoints.
+  {
+    name: 'core-w2',
+    label: '(b) Rust echo on our core, workers: 2',
+    cmd: bin('core-echo'),
+    args: ['--workers', '2'],
+    modes: ['dgram8', 'sessions'],
+    base: 'core',
+    counters: true,
+  },
+  {
+    name: 'js-w2',
+    label: '(a) JS echo on our API, workers: 2',
+    cmd: process.execPath,
+    args: [path.join(here, 'js-echo.mjs'), '--workers', '2'],
+    modes: ['dgram8', 'sessions'],
+    base: 'js',
+    counters: true,
+  },
   // The `http` mode: one fetch handler, HTTP/3 on our Server against HTTP/2 on node:http2, each
   // loaded by tools/h3-client over its protocol (`client`: its --transport).
   {
@@ -130,6 +157,11 @@ const httpLoad = (requests, seconds) => [
   ...HTTP_CHECK,
 ]
 
+// The servers of the workers comparison: `dgram8` (datagrams at full rate over 8 sessions, so
+// that several connections share the server) runs on these only. The smoke checks the two with
+// two endpoints (every echo still comes back, to its session) and skips the ratio's baselines.
+const WORKER_SERVERS = smoke ? ['js-w2', 'core-w2'] : ['js', 'js-w2', 'core', 'core-w2']
+
 // mode name -> wt-load arguments; `hold` marks the modes where the runner samples the server
 // while the client holds its sessions.
 const MODES = smoke
@@ -138,6 +170,7 @@ const MODES = smoke
       rr: { args: ['rr', '--sessions', '5', '--rounds', '200'], timeoutMs: 30_000 },
       dgram: { args: ['dgram', '--seconds', '2'], timeoutMs: 20_000 },
       dgram10k: { args: ['dgram', '--seconds', '2', '--rate', '10000'], timeoutMs: 20_000 },
+      dgram8: { args: ['dgram', '--seconds', '1', '--sessions', '8'], timeoutMs: 20_000, servers: WORKER_SERVERS },
       sessions: { args: ['sessions', '--count', '50'], hold: true, timeoutMs: 30_000 },
       http: { args: httpLoad(300, 10), timeoutMs: 20_000, servers: ['fetch-h3', 'fetch-h2'] },
     }
@@ -146,6 +179,7 @@ const MODES = smoke
       rr: { args: ['rr', '--sessions', '10', '--rounds', '500'], timeoutMs: 90_000 },
       dgram: { args: ['dgram', '--seconds', '5'], timeoutMs: 30_000 },
       dgram10k: { args: ['dgram', '--seconds', '5', '--rate', '10000'], timeoutMs: 30_000 },
+      dgram8: { args: ['dgram', '--seconds', '5', '--sessions', '8'], timeoutMs: 30_000, servers: WORKER_SERVERS },
       sessions: { args: ['sessions', '--count', '200'], hold: true, timeoutMs: 60_000 },
       http: { args: httpLoad(30_000, 30), timeoutMs: 60_000, servers: ['fetch-h3', 'fetch-h2'] },
     }
@@ -163,6 +197,7 @@ const WARMUP = {
   rr: { args: ['rr', '--sessions', '10', '--rounds', '500'], passes: 4 },
   dgram: { args: ['dgram', '--seconds', '1'], passes: 2 },
   dgram10k: { args: ['dgram', '--seconds', '1', '--rate', '10000'], passes: 2 },
+  dgram8: { args: ['dgram', '--seconds', '1', '--sessions', '8'], passes: 2 },
   dgramRate: { args: ['dgram', '--seconds', '1', '--rate', '10000'], passes: 2 },
   sessions: { args: ['sessions', '--count', '50', '--hold-ms', '100'], passes: 2 },
   // Both http servers are JS: V8 settles their request path after a few passes (each a new
@@ -276,14 +311,19 @@ function machineBusySeconds() {
   }
 }
 
-/** The kernel's drop counter of the UDP socket bound to 127.0.0.1:port (receive buffer full). */
+/**
+ * The kernel's drop counters (receive buffer full) of the UDP sockets bound to 127.0.0.1:port,
+ * summed: a server with several endpoints (`workers`) has one socket each on the same port.
+ */
 function udpDrops(port) {
   try {
     const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+    let drops = null
     for (const line of fs.readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/)
-      if (cols[1] === want) return Number(cols[cols.length - 1])
+      if (cols[1] === want) drops += Number(cols[cols.length - 1])
     }
+    return drops
   } catch {}
   return null
 }
@@ -337,9 +377,35 @@ async function startServer(def) {
     })
     child.once('error', (e) => reject(new Error(`${def.name}: ${e.message}`)))
   })
-  lines.on('line', () => {})
+  // Later lines answer askCounters, in order.
+  const answers = []
+  lines.on('line', (line) => answers.shift()?.(line))
   if (!info.port) throw new Error(`${def.name} reported no port`)
-  return { child, port: info.port, pid: child.pid, stderr: () => stderr }
+  return { child, port: info.port, pid: child.pid, stderr: () => stderr, counters: def.counters, answers }
+}
+
+/**
+ * The counters of a server that has them (`def.counters`: it answers a line on its stdin with
+ * `{"counters":{...}}`), or null (none, no answer within 2 s).
+ */
+function askCounters(server) {
+  if (!server.counters || exited(server.child)) return null
+  return new Promise((resolve) => {
+    const answer = (line) => {
+      clearTimeout(timer)
+      try {
+        resolve(JSON.parse(line).counters ?? null)
+      } catch {
+        resolve(null)
+      }
+    }
+    const timer = setTimeout(() => {
+      server.answers.splice(server.answers.indexOf(answer), 1)
+      resolve(null)
+    }, 2000)
+    server.answers.push(answer)
+    server.child.stdin.write('\n')
+  })
 }
 
 async function stopServer(server) {
@@ -424,6 +490,7 @@ async function runOnce(def, modeName, rep, client) {
       await sleep(300)
     }
     result.waitedForQuietSeconds = await waitForQuiet(server)
+    const countersBefore = await askCounters(server)
     const before = sample(server.pid, server.port)
     const busyBefore = machineBusySeconds()
     const runnerBefore = process.cpuUsage()
@@ -437,10 +504,12 @@ async function runOnce(def, modeName, rep, client) {
         // Let the server finish what the handshakes started, then sample it with everything open.
         await sleep(500)
         held = { ...sample(server.pid, server.port), sessions: ready.sessions }
+        held.counters = await askCounters(server)
       },
       client,
     )
     const after = sample(server.pid, server.port)
+    const countersAfter = await askCounters(server)
     const loadSeconds = (Date.now() - loadStarted) / 1000
     const runnerCpu = process.cpuUsage(runnerBefore)
     const busyAfter = machineBusySeconds()
@@ -463,6 +532,16 @@ async function runOnce(def, modeName, rep, client) {
     if (held && before && held.sessions > 0) {
       result.rssPerSessionKb = round((held.rssKb - before.rssKb) / held.sessions, 1)
       result.heldRssKb = held.rssKb
+    }
+    Object.assign(result, { countersBefore, countersAfter })
+    // How the run's load spread over the server's endpoints (`workers`): the packets each
+    // received, the connections each accepted, and the packets that reached the wrong one.
+    const [was, now] = [countersBefore?.workers, countersAfter?.workers]
+    if (was && now?.length === was.length) {
+      const during = (key) => now.map((w, i) => w[key] - was[i][key])
+      result.packetsPerWorker = during('packets')
+      result.connectionsPerWorker = during('connections')
+      result.misrouted = during('misrouted').reduce((a, b) => a + b, 0)
     }
     return result
   } finally {
@@ -549,6 +628,13 @@ for (const [i, [def, modeName, rep, client]] of plan.entries()) {
   log(`[${i + 1}/${plan.length}] ${modeName} ${def.name}${by} #${rep}: ${brief} (${result.wallSeconds} s${noise})`)
 }
 
+/** A run's spread over the server's endpoints, for its log line (servers with several). */
+function spreadNote(r) {
+  if (!(r.packetsPerWorker?.length > 1)) return ''
+  const wrong = r.misrouted ? `, ${r.misrouted} packets MISROUTED` : ''
+  return `; per endpoint: packets ${r.packetsPerWorker.join(' / ')}, connections ${r.connectionsPerWorker.join(' / ')}${wrong}`
+}
+
 function headline(r) {
   const p = r.report
   switch (r.mode) {
@@ -558,12 +644,21 @@ function headline(r) {
       return `${Math.round(p.streamsPerSec)} streams/s, p50 ${p.p50Ms.toFixed(2)} ms, p99 ${p.p99Ms.toFixed(2)} ms`
     case 'dgram':
     case 'dgram10k':
+    case 'dgram8':
     case 'dgramRate':
-      return `offered ${Math.round(p.offeredPerSec)}/s, echoed ${Math.round(p.echoedPerSec)}/s, loss ${p.lossPercent.toFixed(2)} %, server socket drops ${r.udpDrops}`
+      return (
+        `offered ${Math.round(p.offeredPerSec)}/s, echoed ${Math.round(p.echoedPerSec)}/s, loss ${p.lossPercent.toFixed(2)} %, server socket drops ${r.udpDrops}` +
+        (p.sessions > 1 ? `, least-served session ${Math.round(leastServedPercent(r))} % of the mean` : '') +
+        (p.sessionsUnanswered ? `, ${p.sessionsUnanswered} sessions got NOTHING back` : '') +
+        spreadNote(r)
+      )
     case 'http':
       return `${Math.round(p.requestsPerSecond)} GETs/s, p50 ${p.latencyMs.p50.toFixed(2)} ms, p99 ${p.latencyMs.p99.toFixed(2)} ms, server CPU ${r.serverCpuSeconds} s, client CPU ${p.clientCpuSeconds} s`
     default:
-      return `${p.opened} ready in ${Math.round(p.allReadyMs)} ms, ${r.rssPerSessionKb} kB/session, server socket drops ${r.udpDrops}`
+      return (
+        `${p.opened} ready in ${Math.round(p.allReadyMs)} ms, ${r.rssPerSessionKb} kB/session, server socket drops ${r.udpDrops}` +
+        spreadNote(r)
+      )
   }
 }
 
@@ -591,6 +686,11 @@ const METRICS = {
   dgramCpuS: ['dgram', (r) => r.serverCpuSeconds],
   dgram10kLossPercent: ['dgram10k', (r) => r.report.lossPercent],
   dgram10kCpuS: ['dgram10k', (r) => r.serverCpuSeconds],
+  dgram8EchoPerSec: ['dgram8', (r) => r.report.echoedPerSec],
+  dgram8LossPercent: ['dgram8', (r) => r.report.lossPercent],
+  dgram8CpuS: ['dgram8', (r) => r.serverCpuSeconds],
+  dgram8ClientCpuS: ['dgram8', (r) => clientCpu(r)],
+  dgram8LeastServedPercent: ['dgram8', (r) => leastServedPercent(r)],
   dgramRateLossPercent: ['dgramRate', (r) => r.report.lossPercent],
   dgramRateEchoPerSec: ['dgramRate', (r) => r.report.echoedPerSec],
   sessionsReadyMs: ['sessions', (r) => r.report.allReadyMs],
@@ -614,6 +714,12 @@ const METRICS = {
   dgram10kClientCpuS: ['dgram10k', (r) => clientCpu(r)],
   sessionsClientCpuS: ['sessions', (r) => clientCpu(r)],
 }
+/** Of a multi-session dgram run, the echoes of the least-served session, in % of the mean. */
+function leastServedPercent(r) {
+  const each = r.report.returnedPerSession
+  const mean = each.reduce((a, b) => a + b, 0) / each.length
+  return mean ? (100 * Math.min(...each)) / mean : NaN
+}
 function clientCpu(r) {
   return r.report.measuredCpuSeconds ?? r.report.clientCpuSeconds
 }
@@ -627,7 +733,20 @@ function summarize(def, mine) {
   // Idle: a freshly started server, before any client (every run starts one).
   s.idleRssMb = median(mine.map((r) => (r.fresh ?? r.before)?.rssKb / 1024))
   s.failedRuns = mine.filter((r) => !r.ok).length
+  // Its endpoints, as its counters list them.
+  s.workers = mine.map((r) => r.countersAfter?.workers?.length).find(Boolean) ?? null
+  // The spread over the endpoints: that of the run whose busiest endpoint had the median share.
+  s.dgram8PacketsPerWorker = medianSpread(mine.filter((r) => r.mode === 'dgram8' && r.ok).map((r) => r.packetsPerWorker))
+  s.misroutedPackets = mine.reduce((sum, r) => sum + (r.misrouted ?? 0), 0)
+  s.sessionsConnectionsPerWorker = medianSpread(mine.filter((r) => r.mode === 'sessions' && r.ok).map((r) => r.connectionsPerWorker))
   return s
+}
+
+/** Of per-endpoint counts (one array per run), the one whose largest share is the median. */
+function medianSpread(spreads) {
+  const share = (counts) => Math.max(...counts) / (counts.reduce((a, b) => a + b, 0) || 1)
+  const known = spreads.filter(Array.isArray).sort((a, b) => share(a) - share(b))
+  return known.length ? known[(known.length - 1) >> 1] : null
 }
 
 // The first table's and the ratios': wt-load's runs (h3-client's for http), as before the node
@@ -652,6 +771,8 @@ const RATIO_KEYS = [
 ]
 // The http mode's: HTTP/3 on our Server against HTTP/2 on node:http2, the same handler.
 const HTTP_RATIO_KEYS = ['httpRequestsPerSec', 'httpP99Ms', 'httpServerCpuUsPerRequest', 'httpClientCpuUsPerRequest', 'idleRssMb']
+// The workers comparison's: two endpoints over one, the same server otherwise.
+const WORKER_RATIO_KEYS = ['dgram8EchoPerSec', 'dgram8CpuS', 'dgram8ClientCpuS', 'sessionsReadyMs', 'idleRssMb']
 const ratios = {}
 for (const [name, num, den, keys] of [
   ['js/wtransport', 'js', 'wtransport', RATIO_KEYS],
@@ -659,6 +780,8 @@ for (const [name, num, den, keys] of [
   ['core/wtransport', 'core', 'wtransport', RATIO_KEYS],
   ['js/core', 'js', 'core', RATIO_KEYS],
   ['fetch-h3/fetch-h2', 'fetch-h3', 'fetch-h2', HTTP_RATIO_KEYS],
+  ['core-w2/core', 'core-w2', 'core', WORKER_RATIO_KEYS],
+  ['js-w2/js', 'js-w2', 'js', WORKER_RATIO_KEYS],
 ]) {
   if (!summary[num] || !summary[den]) continue
   ratios[name] = {}
@@ -726,9 +849,10 @@ const header = [
   'idle RSS',
   'CPU s bulk / rr / dgram',
 ]
-// The echo table has the servers that ran an echo mode; the http mode has a table of its own.
+// The echo table has the servers that ran an echo mode; the http mode and the workers comparison
+// have tables of their own.
 const ran = (def, test) => runs.some((r) => r.server === def.name && r.client !== 'node' && test(r.mode))
-const echoServers = servers.filter((def) => ran(def, (m) => m !== 'http'))
+const echoServers = servers.filter((def) => !def.base && ran(def, (m) => m !== 'http' && m !== 'dgram8'))
 const httpServers = servers.filter((def) => ran(def, (m) => m === 'http'))
 const rows = echoServers.map((def) => {
   const s = summary[def.name]
@@ -747,7 +871,7 @@ const rows = echoServers.map((def) => {
 const ratioLabel = { 'js/wtransport': '(a) / (c)', 'js-loop/wtransport': "(a') / (c)", 'core/wtransport': '(b) / (c)', 'js/core': '(a) / (b)' }
 const x = (v) => (v === null || v === undefined ? '—' : `${v.toFixed(2)}x`)
 for (const [name, r] of Object.entries(ratios)) {
-  if (name === 'fetch-h3/fetch-h2') continue
+  if (!ratioLabel[name]) continue
   rows.push([
     `ratio ${ratioLabel[name]}`,
     x(r.bulkMBps),
@@ -762,6 +886,47 @@ for (const [name, r] of Object.entries(ratios)) {
 }
 const markdown = (head, body) => [head, head.map(() => '---'), ...body].map((r) => `| ${r.join(' | ')} |`).join('\n')
 const echoTable = echoServers.length ? markdown(header, rows) : null
+
+// The workers comparison: per pair that ran, the server with one endpoint, with two, the ratio.
+const split = (counts) => (counts ? counts.map((n) => fmt(n)).join(' / ') : '—')
+const workerHeader = [
+  'server',
+  'dgram, 8 sessions: echo/s (loss %)',
+  'least-served session, % of the mean',
+  'packets per endpoint',
+  'CPU s server / client',
+  sessionsHeader,
+  'connections per endpoint',
+  'idle RSS',
+]
+const workerRows = []
+for (const two of servers.filter((d) => d.base && summary[d.base] && ran(d, () => true))) {
+  for (const def of [servers.find((d) => d.name === two.base), two]) {
+    const s = summary[def.name]
+    workerRows.push([
+      def.label + (def.base ? '' : `, workers: ${s.workers ?? 'default'}`) + (s.failedRuns ? ` (${s.failedRuns} failed)` : ''),
+      `${fmt(s.dgram8EchoPerSec)} (${fmt(s.dgram8LossPercent, 1)} %)`,
+      `${fmt(s.dgram8LeastServedPercent)} %`,
+      split(s.dgram8PacketsPerWorker) + (s.misroutedPackets ? ` (${fmt(s.misroutedPackets)} misrouted)` : ''),
+      `${fmt(s.dgram8CpuS, 2)} / ${fmt(s.dgram8ClientCpuS, 2)}`,
+      `${fmt(s.sessionsReadyMs)} ms`,
+      split(s.sessionsConnectionsPerWorker),
+      `${fmt(s.idleRssMb, 1)} MB`,
+    ])
+  }
+  const r = ratios[`${two.name}/${two.base}`]
+  workerRows.push([
+    `ratio ${two.name} / ${two.base}`,
+    x(r.dgram8EchoPerSec),
+    '',
+    '',
+    `${x(r.dgram8CpuS)} / ${x(r.dgram8ClientCpuS)}`,
+    x(r.sessionsReadyMs),
+    '',
+    x(r.idleRssMb),
+  ])
+}
+const workerTable = workerRows.length ? markdown(workerHeader, workerRows) : null
 
 const httpHeader = ['server', 'GETs/s', 'p50 ms', 'p99 ms', 'server CPU µs per GET', 'client CPU µs per GET', 'idle RSS']
 const httpRows = httpServers.map((def) => {
@@ -834,7 +999,7 @@ for (const def of servers.filter((d) => nodeSummary[d.name])) {
   ])
 }
 const clientTable = clientRows.length ? markdown(clientHeader, clientRows) : null
-const table = [echoTable, httpTable, clientTable].filter(Boolean).join('\n\n')
+const table = [echoTable, workerTable, httpTable, clientTable].filter(Boolean).join('\n\n')
 
 const durationSeconds = round((Date.now() - started) / 1000, 1)
 const noise = runs.map((r) => r.otherCores).filter((x) => typeof x === 'number')

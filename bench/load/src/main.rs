@@ -13,9 +13,9 @@
 //!   bulk     [--bytes N]                 one bidi stream, N bytes written and read concurrently
 //!   rr       [--sessions S] [--rounds M] [--size B]
 //!                                        S sessions x M round trips, each on a fresh bidi stream
-//!   dgram    [--seconds T] [--size B] [--rate R]
-//!                                        datagram echo for T s at R/s (no --rate: as fast as
-//!                                        QUIC takes them)
+//!   dgram    [--seconds T] [--size B] [--rate R] [--sessions S]
+//!                                        datagram echo for T s at R/s in all (no --rate: as fast
+//!                                        as QUIC takes them), over S sessions (default 1)
 //!   sessions [--count K] [--concurrency C] [--hold-ms H] [--wait-stdin]
 //!                                        K sessions opened at once (at most C handshakes at a
 //!                                        time if given); held until a line (or EOF) on stdin
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use tool_support::client::{self_cpu_seconds, Target};
 use tool_support::hash::{self, HashError};
-use tool_support::json::Report;
+use tool_support::json::{Report, J};
 use wtransport::config::QuicTransportConfig;
 use wtransport::endpoint::endpoint_side::Client;
 use wtransport::endpoint::ConnectOptions;
@@ -42,7 +42,7 @@ use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream, Var
 const USAGE: &str = "usage: wt-load --url https://HOST:PORT/PATH --cert-hash <sha256 hex> [--threads N] \
 [--timeout-ms N] <mode> [options]\n\
 modes: bulk [--bytes N] | rr [--sessions S] [--rounds M] [--size B] | \
-dgram [--seconds T] [--size B] [--rate R] | sessions [--count K] [--concurrency C] [--hold-ms H] [--wait-stdin]";
+dgram [--seconds T] [--size B] [--rate R] [--sessions S] | sessions [--count K] [--concurrency C] [--hold-ms H] [--wait-stdin]";
 
 /// HTTP/3 H3_NO_ERROR: how the client leaves.
 const H3_NO_ERROR: u32 = 0x100;
@@ -94,7 +94,7 @@ const FLAGS: &[&str] = &["wait-stdin"];
 const MODE_OPTIONS: &[(&str, &[&str])] = &[
     ("bulk", &["bytes", "chunk"]),
     ("rr", &["sessions", "rounds", "size"]),
-    ("dgram", &["seconds", "size", "rate"]),
+    ("dgram", &["seconds", "size", "rate", "sessions"]),
     ("sessions", &["count", "concurrency", "hold-ms", "wait-stdin"]),
 ];
 
@@ -467,19 +467,103 @@ impl Tally {
     }
 }
 
+/// What one session of `dgram` sent and got back.
+struct DgramSession {
+    sent: u64,
+    buffer_full: u64,
+    send_time: Duration,
+    echoed: u64,
+    duplicates: u64,
+    bad: Option<String>,
+    /// Datagrams that reached the client's QUIC, read by the client or not.
+    returned: u64,
+    /// Of those, what the client's QUIC dropped before the reader took it (its buffer was full).
+    client_dropped: u64,
+    packets_lost: u64,
+}
+
 async fn dgram(args: &Args) -> Result<Report, String> {
     let seconds = args.num("seconds", 5)?.clamp(1, 600);
     let size = (args.num("size", 1000)? as usize).clamp(16, 65536);
     let rate = args.opt_num("rate")?.filter(|r| *r > 0);
-    let endpoint = make_endpoint(args, Duration::from_secs(10))?;
-    let conn = connect(&endpoint, &args.url).await?;
-    match conn.max_datagram_size() {
-        Some(max) if max >= size => {}
-        other => return Err(format!("the session takes datagrams of at most {other:?} bytes, {size} wanted")),
+    // Each session is its own QUIC connection (all from the one client socket). A server that
+    // spreads its load over several endpoints (ServerConfig::workers) spreads connections, so
+    // datagrams on one session only ever reach one of them.
+    let sessions = args.num("sessions", 1)?.clamp(1, 1000);
+    let endpoint = Arc::new(make_endpoint(args, Duration::from_secs(10))?);
+    let mut connecting = Vec::new();
+    for _ in 0..sessions {
+        let endpoint = endpoint.clone();
+        let url = args.url.clone();
+        connecting.push(tokio::spawn(async move { connect(&endpoint, &url).await }));
+    }
+    let mut conns = Vec::new();
+    for task in connecting {
+        conns.push(task.await.map_err(|e| format!("connect task: {e}"))??);
+    }
+    for conn in &conns {
+        match conn.max_datagram_size() {
+            Some(max) if max >= size => {}
+            other => return Err(format!("the session takes datagrams of at most {other:?} bytes, {size} wanted")),
+        }
     }
     let duration = Duration::from_secs(seconds);
-    let sending = AtomicBool::new(true);
+    // The fixed rate is the total: each session sends its share.
+    let session_rate = rate.map(|r| r as f64 / sessions as f64);
     let started = Instant::now();
+    let tasks: Vec<_> = conns
+        .iter()
+        .map(|conn| tokio::spawn(dgram_session(conn.clone(), size, session_rate, started, duration)))
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.map_err(|e| format!("session task: {e}"))??);
+    }
+    let socket_drops = client_socket_drops();
+    shutdown(&endpoint, &conns).await;
+    let sum = |pick: fn(&DgramSession) -> u64| results.iter().map(pick).sum::<u64>();
+    let (sent, returned, echoed) = (sum(|r| r.sent), sum(|r| r.returned), sum(|r| r.echoed));
+    let bad = results.iter().find_map(|r| r.bad.clone());
+    let secs = results.iter().map(|r| r.send_time).max().unwrap_or_default().as_secs_f64();
+    let loss = if sent > 0 { 100.0 * sent.saturating_sub(returned) as f64 / sent as f64 } else { 0.0 };
+    // Sessions that got nothing back: not a failure by itself, since an overloaded server may
+    // serve some sessions and starve others (which is worth seeing, hence the count).
+    let unanswered = results.iter().filter(|r| r.returned == 0).count();
+    Ok(Report::ok()
+        .with("size", size)
+        .with("rate", rate)
+        .with("sessions", sessions)
+        .with("seconds", secs)
+        .with("sent", sent)
+        .with("returned", returned)
+        .with("echoedChecked", echoed)
+        .with("offeredPerSec", sent as f64 / secs)
+        .with("echoedPerSec", returned as f64 / secs)
+        .with("lossPercent", loss)
+        .with("duplicates", sum(|r| r.duplicates))
+        .with("sendBufferFull", sum(|r| r.buffer_full))
+        .with("clientDropped", sum(|r| r.client_dropped))
+        .with("clientSocketDrops", socket_drops)
+        .with("packetsLost", sum(|r| r.packets_lost))
+        // How evenly the sessions were served: each one's echoes.
+        .with("returnedPerSession", J::Arr(results.iter().map(|r| J::Num(r.returned)).collect()))
+        .with("sessionsUnanswered", unanswered)
+        .require(bad.is_none(), || bad.clone().unwrap_or_default())
+        .require(sent > 0, || "no datagram could be sent".into())
+        .require(echoed > 0, || format!("none of {sent} datagrams came back"))
+        .require(returned <= sent, || format!("{returned} echoes for {sent} datagrams")))
+}
+
+/// One session of `dgram`: sends from `started` for `duration` (at `rate` per second, else as
+/// fast as QUIC takes them) while it reads and checks the echoes.
+async fn dgram_session(
+    conn: Connection,
+    size: usize,
+    rate: Option<f64>,
+    started: Instant,
+    duration: Duration,
+) -> Result<DgramSession, String> {
+    let sending = AtomicBool::new(true);
 
     let send = async {
         let quic = conn.quic_connection();
@@ -509,7 +593,7 @@ async fn dgram(args: &Args) -> Result<Report, String> {
                     }
                 }
                 Some(rate) => {
-                    let due = (rate as f64 * (now - started).as_secs_f64()) as u64;
+                    let due = (rate * (now - started).as_secs_f64()) as u64;
                     while seq < due {
                         if quic.datagram_send_buffer_space() < size + 16 {
                             buffer_full += 1;
@@ -565,41 +649,29 @@ async fn dgram(args: &Args) -> Result<Report, String> {
         while let Ok(Ok(datagram)) = tokio::time::timeout(Duration::from_millis(1), conn.receive_datagram()).await {
             tally.check(&datagram);
         }
-        Ok::<_, String>((tally.echoed, tally.duplicates, tally.bad))
+        Ok::<_, String>(tally)
     };
 
     let (sent, received) = tokio::join!(send, receive);
     let (sent, buffer_full, send_time) = sent?;
-    let (echoed, duplicates, bad) = received?;
+    let tally = received?;
     // Datagrams that reached the client's QUIC but not the reader (its receive buffer was full):
     // the client's loss, not the server's.
     let stats = conn.quic_connection().stats();
-    let socket_drops = client_socket_drops();
-    let client_dropped = stats.frame_rx.datagram.saturating_sub(echoed + duplicates + u64::from(bad.is_some()));
-    shutdown(&endpoint, &[conn]).await;
-    let secs = send_time.as_secs_f64();
-    // What the server echoed is what reached the client's QUIC, read by the client or not.
-    let returned = stats.frame_rx.datagram.max(echoed);
-    let loss = if sent > 0 { 100.0 * sent.saturating_sub(returned) as f64 / sent as f64 } else { 0.0 };
-    Ok(Report::ok()
-        .with("size", size)
-        .with("rate", rate)
-        .with("seconds", secs)
-        .with("sent", sent)
-        .with("returned", returned)
-        .with("echoedChecked", echoed)
-        .with("offeredPerSec", sent as f64 / secs)
-        .with("echoedPerSec", returned as f64 / secs)
-        .with("lossPercent", loss)
-        .with("duplicates", duplicates)
-        .with("sendBufferFull", buffer_full)
-        .with("clientDropped", client_dropped)
-        .with("clientSocketDrops", socket_drops)
-        .with("packetsLost", stats.path.lost_packets)
-        .require(bad.is_none(), || bad.clone().unwrap_or_default())
-        .require(sent > 0, || "no datagram could be sent".into())
-        .require(echoed > 0, || format!("none of {sent} datagrams came back"))
-        .require(returned <= sent, || format!("{returned} echoes for {sent} datagrams")))
+    let (echoed, duplicates) = (tally.echoed, tally.duplicates);
+    let client_dropped = stats.frame_rx.datagram.saturating_sub(echoed + duplicates + u64::from(tally.bad.is_some()));
+    Ok(DgramSession {
+        sent,
+        buffer_full,
+        send_time,
+        echoed,
+        duplicates,
+        bad: tally.bad,
+        // What the server echoed is what reached the client's QUIC, read by the client or not.
+        returned: stats.frame_rx.datagram.max(echoed),
+        client_dropped,
+        packets_lost: stats.path.lost_packets,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
