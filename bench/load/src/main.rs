@@ -232,6 +232,21 @@ async fn connect(endpoint: &Endpoint<Client>, url: &str) -> Result<Connection, S
     endpoint.connect(ConnectOptions::builder(url).build()).await.map_err(|e| format!("connect: {e}"))
 }
 
+/// `count` sessions, connected at once, each its own QUIC connection from `endpoint`'s socket.
+async fn connect_all(endpoint: &Arc<Endpoint<Client>>, url: &str, count: u64) -> Result<Vec<Connection>, String> {
+    let connecting: Vec<_> = (0..count)
+        .map(|_| {
+            let (endpoint, url) = (endpoint.clone(), url.to_owned());
+            tokio::spawn(async move { connect(&endpoint, &url).await })
+        })
+        .collect();
+    let mut conns = Vec::with_capacity(connecting.len());
+    for task in connecting {
+        conns.push(task.await.map_err(|e| format!("connect task: {e}"))??);
+    }
+    Ok(conns)
+}
+
 async fn open_bi(conn: &Connection) -> Result<(SendStream, RecvStream), String> {
     conn.open_bi().await.map_err(|e| format!("open_bi: {e}"))?.await.map_err(|e| format!("open_bi: {e}"))
 }
@@ -358,16 +373,7 @@ async fn rr(args: &Args) -> Result<Report, String> {
     let rounds = args.num("rounds", 500)?.clamp(1, 10_000_000);
     let size = (args.num("size", 64)? as usize).clamp(8, 65536);
     let endpoint = Arc::new(make_endpoint(args, Duration::from_secs(10))?);
-    let mut connecting = Vec::new();
-    for _ in 0..sessions {
-        let endpoint = endpoint.clone();
-        let url = args.url.clone();
-        connecting.push(tokio::spawn(async move { connect(&endpoint, &url).await }));
-    }
-    let mut conns = Vec::new();
-    for task in connecting {
-        conns.push(task.await.map_err(|e| format!("connect task: {e}"))??);
-    }
+    let conns = connect_all(&endpoint, &args.url, sessions).await?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, conn) in conns.iter().enumerate() {
@@ -491,16 +497,7 @@ async fn dgram(args: &Args) -> Result<Report, String> {
     // datagrams on one session only ever reach one of them.
     let sessions = args.num("sessions", 1)?.clamp(1, 1000);
     let endpoint = Arc::new(make_endpoint(args, Duration::from_secs(10))?);
-    let mut connecting = Vec::new();
-    for _ in 0..sessions {
-        let endpoint = endpoint.clone();
-        let url = args.url.clone();
-        connecting.push(tokio::spawn(async move { connect(&endpoint, &url).await }));
-    }
-    let mut conns = Vec::new();
-    for task in connecting {
-        conns.push(task.await.map_err(|e| format!("connect task: {e}"))??);
-    }
+    let conns = connect_all(&endpoint, &args.url, sessions).await?;
     for conn in &conns {
         match conn.max_datagram_size() {
             Some(max) if max >= size => {}
