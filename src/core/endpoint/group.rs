@@ -23,7 +23,8 @@ pub(super) fn bind_error(addr: SocketAddr, e: &std::io::Error) -> Error {
     err
 }
 
-/// Binds `workers` sockets on `addr`; with more than one, steers by connection ID when `steer`.
+/// Binds `workers` sockets on `addr` (one where SO_REUSEPORT steering is not available: not
+/// Linux); with more than one, steers by connection ID when `steer`.
 pub fn bind(addr: SocketAddr, workers: usize, layout: &IdLayout, steer: bool, buffer: usize) -> Result<Vec<UdpSocket>> {
     let sockets = if workers <= 1 {
         vec![UdpSocket::bind(addr).map_err(|e| bind_error(addr, &e))?]
@@ -37,15 +38,6 @@ pub fn bind(addr: SocketAddr, workers: usize, layout: &IdLayout, steer: bool, bu
         }
     }
     Ok(sockets)
-}
-
-/// How many endpoints this platform can steer between.
-pub fn supported_workers(asked: usize) -> usize {
-    if cfg!(target_os = "linux") {
-        asked
-    } else {
-        1
-    }
 }
 
 #[cfg(target_os = "linux")]
@@ -140,6 +132,7 @@ mod reuseport {
     }
 }
 
+/// Elsewhere one socket, whatever was asked.
 #[cfg(not(target_os = "linux"))]
 mod reuseport {
     use std::net::{SocketAddr, UdpSocket};

@@ -47,8 +47,7 @@ pub fn start(plan: &EndpointPlan, server: quinn::ServerConfig) -> Result<Vec<Wor
             format!("workers must be between 1 and {MAX_WORKERS}, got {}", plan.workers),
         ));
     }
-    let workers = group::supported_workers(plan.workers);
-    let sockets = group::bind(plan.addr, workers, &plan.layout, plan.steer, plan.socket_buffer)?;
+    let sockets = group::bind(plan.addr, plan.workers, &plan.layout, plan.steer, plan.socket_buffer)?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| Error::new(ErrorCode::Bind, "no async runtime to run the endpoint on"))?;
     let server = Arc::new(server);
